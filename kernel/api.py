@@ -1,0 +1,98 @@
+"""The kernel's Python API: one object, one method per thing a user can do.
+
+The CLI is a thin layer over this class; everything it does is callable from Python::
+
+    k = Kernel()                        # state in $KERNEL_HOME or ./.kernel
+    k.create_principal("alice", grant=100)
+    art = k.submit(Path("examples/wordcount"), owner="alice").artifact
+    run = k.invoke(art.id, principal="alice", value={"text": "a b"})
+"""
+
+from pathlib import Path
+from typing import Any
+
+from kernel import ledger, process, runs, store
+from kernel.db import Database
+from kernel.models import Artifact, RunResult, SubmitResult
+from kernel.sandbox.base import Sandbox
+from kernel.sandbox.scratch import sweep as sweep_run_dirs
+from kernel.settings import Settings
+
+
+class Kernel:
+    def __init__(self, settings: Settings | None = None, sandbox: Sandbox | None = None, image: str | None = None):
+        self.settings = settings or Settings()
+        self.db = Database(self.settings.db_path)
+        self.recovered = runs.recover(self.db)
+        self._sandbox = sandbox
+        self._image = image
+        self._swept = False
+
+    # -- engine ---------------------------------------------------------------------
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            from kernel.sandbox.docker import DockerSandbox
+
+            self._sandbox = DockerSandbox()
+        return self._sandbox
+
+    def image(self) -> str:
+        if self._image is None:
+            from kernel.sandbox.docker import DockerSandbox
+            from kernel.sandbox.image import require
+
+            sandbox = self.sandbox
+            assert isinstance(sandbox, DockerSandbox)
+            self._image = require(sandbox.client).tag
+        return self._image
+
+    def sweep(self) -> dict[str, list[str]]:
+        """Remove what crashed kernels left: their runs (refunded), containers and run dirs."""
+        recovered = runs.recover(self.db)
+        alive = {r["id"] for r in self.db.rows("SELECT id FROM runs WHERE state = 'running'")}
+        containers = self.sandbox.sweep(process.alive)
+        dirs = sweep_run_dirs(self.settings.run_dir, keep=alive)
+        self._swept = True
+        return {"runs": self.recovered + recovered, "containers": containers, "run_dirs": dirs}
+
+    # -- principals and scrip ---------------------------------------------------------
+    def create_principal(self, name: str, grant: int = 0) -> int:
+        return ledger.create_principal(self.db, name, grant)
+
+    def balance(self, name: str) -> int:
+        return ledger.balance(self.db, name)
+
+    def principals(self) -> list[dict[str, Any]]:
+        return self.db.rows(
+            "SELECT p.name, a.balance, p.created_at FROM principals p"
+            " JOIN accounts a ON a.id = 'principal:' || p.name ORDER BY p.name"
+        )
+
+    def ledger_check(self) -> ledger.LedgerReport:
+        return ledger.check(self.db)
+
+    # -- artifacts ------------------------------------------------------------------
+    def submit(self, path: Path, owner: str) -> SubmitResult:
+        return store.submit(self.db, self.settings, path, owner)
+
+    def artifact(self, ref: str) -> Artifact:
+        return store.get(self.db, ref)
+
+    def artifacts(self, owner: str | None = None) -> list[Artifact]:
+        return store.list_artifacts(self.db, owner)
+
+    # -- runs -----------------------------------------------------------------------
+    def invoke(self, artifact: str, principal: str, value: Any = None) -> RunResult:
+        if not self._swept:
+            self.sweep()
+        return runs.Invocation(self.db, self.settings, self.sandbox, self.image())(artifact, principal, value)
+
+    def run(self, ref: str) -> RunResult:
+        return runs.get_run(self.db, ref)
+
+    def runs(self, limit: int = 50, principal: str | None = None) -> list[RunResult]:
+        return runs.list_runs(self.db, limit, principal)
+
+    def close(self) -> None:
+        self.db.close()

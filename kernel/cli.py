@@ -1,0 +1,449 @@
+"""The `kernel` command: parse, call one library function, print."""
+
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from kernel.errors import InvalidInput, KernelError
+from kernel.models import RunResult, RunStatus
+from kernel.settings import Settings
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+class KernelGroup(click.Group):
+    """Turns every kernel error into one line on stderr (exit 1); no traceback reaches users."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KernelError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise click.ClickException(f"the kernel database failed: {exc}; check --home and retry.") from exc
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("KERNEL_DEBUG"):
+                raise
+            raise click.ClickException(
+                f"internal error: {type(exc).__name__}: {exc} (set KERNEL_DEBUG=1 to see the traceback)"
+            ) from exc
+
+
+def kernel_of(ctx: click.Context) -> Any:
+    from kernel.api import Kernel
+
+    obj = ctx.find_root().obj
+    if "kernel" not in obj:
+        obj["kernel"] = Kernel(obj["settings"])
+        ctx.call_on_close(obj["kernel"].close)
+    return obj["kernel"]
+
+
+def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
+    if as_json:
+        if isinstance(data, BaseModel):
+            click.echo(data.model_dump_json(indent=2))
+        else:
+            click.echo(json.dumps(_plain(data), indent=2, default=str))
+    else:
+        human()
+
+
+def _plain(data: Any) -> Any:
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json")
+    if isinstance(data, list):
+        return [_plain(x) for x in data]
+    if isinstance(data, dict):
+        return {k: _plain(v) for k, v in data.items()}
+    return data
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+as_option = click.option("--as", "principal", required=True, help="The principal acting.")
+
+
+@click.group(cls=KernelGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="State directory (default: $KERNEL_HOME, else ./.kernel).",
+)
+@click.pass_context
+def main(ctx: click.Context, home: Path | None) -> None:
+    """A sandboxed artifact-execution kernel: code packages run in throwaway,
+    locked-down containers, metered and paid for in scrip.
+
+    \b
+    Example:
+      kernel principal create alice --grant 100
+      kernel submit examples/wordcount --as alice
+      kernel invoke 3f9a2c --as alice --input '{"text": "to be or not"}'
+    """
+    settings = Settings(home=home) if home else Settings()
+    ctx.obj = {"settings": settings}
+
+
+# -- principals ---------------------------------------------------------------------
+
+
+@main.group()
+def principal() -> None:
+    """Create and list principals (the agents that own artifacts and scrip)."""
+
+
+@principal.command("create")
+@click.argument("name")
+@click.option("--grant", default=0, show_default=True, help="Scrip minted to the new principal.")
+@json_option
+@click.pass_context
+def principal_create(ctx: click.Context, name: str, grant: int, as_json: bool) -> None:
+    """Create principal NAME with an account holding GRANT scrip.
+
+    \b
+    Example:
+      kernel principal create alice --grant 100
+    """
+    balance = kernel_of(ctx).create_principal(name, grant)
+    emit({"name": name, "balance": balance}, as_json, lambda: out.print(f"created {name} with {balance} scrip"))
+
+
+@principal.command("list")
+@json_option
+@click.pass_context
+def principal_list(ctx: click.Context, as_json: bool) -> None:
+    """List principals and their balances.
+
+    \b
+    Example:
+      kernel principal list --json
+    """
+    rows = kernel_of(ctx).principals()
+
+    def human() -> None:
+        table = Table("principal", "balance", "created")
+        for r in rows:
+            table.add_row(r["name"], str(r["balance"]), r["created_at"][:19])
+        out.print(table)
+
+    emit(rows, as_json, human)
+
+
+@main.command()
+@click.argument("name")
+@json_option
+@click.pass_context
+def balance(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Print principal NAME's balance in scrip.
+
+    \b
+    Example:
+      kernel balance alice
+    """
+    value = kernel_of(ctx).balance(name)
+    emit({"name": name, "balance": value}, as_json, lambda: out.print(f"{name}: {value} scrip"))
+
+
+@main.group("ledger")
+def ledger_group() -> None:
+    """Check the ledger's invariants."""
+
+
+@ledger_group.command("check")
+@json_option
+@click.pass_context
+def ledger_check(ctx: click.Context, as_json: bool) -> None:
+    """Verify that scrip is conserved: balances match ledger rows and sum to the supply.
+
+    Exits 1 if any invariant is broken.
+
+    \b
+    Example:
+      kernel ledger check --json
+    """
+    report = kernel_of(ctx).ledger_check()
+
+    def human() -> None:
+        out.print(
+            f"supply {report.supply} = principals {report.principals_total} + holds {report.holds_total}:"
+            f" {'ok' if report.ok else 'BROKEN'}"
+        )
+        for p in report.problems:
+            out.print(f"  - {p}")
+
+    emit(report, as_json, human)
+    if not report.ok:
+        sys.exit(1)
+
+
+# -- artifacts ----------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@as_option
+@json_option
+@click.pass_context
+def submit(ctx: click.Context, path: Path, principal: str, as_json: bool) -> None:
+    """Store the package at PATH (a folder, .tar.gz or .zip with a pyproject.toml).
+
+    The artifact id is the sha256 of the package's normal form: the same content
+    always gets the same id.
+
+    \b
+    Example:
+      kernel submit examples/wordcount --as alice
+    """
+    result = kernel_of(ctx).submit(path, principal)
+    a = result.artifact
+
+    def human() -> None:
+        verb = "stored" if result.created else "already stored"
+        owner = "" if a.owner == principal else f" (owner {a.owner})"
+        out.print(f"{verb} {a.name} {a.version} as {a.id}{owner}")
+
+    emit(result, as_json, human)
+
+
+@main.command()
+@click.option("--owner", help="Only artifacts owned by this principal.")
+@json_option
+@click.pass_context
+def artifacts(ctx: click.Context, owner: str | None, as_json: bool) -> None:
+    """List stored artifacts.
+
+    \b
+    Example:
+      kernel artifacts --owner alice
+    """
+    items = kernel_of(ctx).artifacts(owner)
+
+    def human() -> None:
+        table = Table("id", "name", "version", "kind", "owner", "price", "files", "bytes")
+        for a in items:
+            table.add_row(a.short_id, a.name, a.version, a.kind, a.owner, str(a.price), str(a.files), str(a.size))
+        out.print(table)
+
+    emit(items, as_json, human)
+
+
+@main.command()
+@click.argument("artifact_id")
+@json_option
+@click.pass_context
+def artifact(ctx: click.Context, artifact_id: str, as_json: bool) -> None:
+    """Show one artifact (id or unique prefix of at least 6 hex digits).
+
+    \b
+    Example:
+      kernel artifact 3f9a2c --json
+    """
+    a = kernel_of(ctx).artifact(artifact_id)
+    emit(a, as_json, lambda: out.print(a.model_dump_json(indent=2)))
+
+
+# -- runs ---------------------------------------------------------------------------
+
+
+def parse_input(text: str | None, file: Path | None) -> Any:
+    if text is not None and file is not None:
+        raise InvalidInput("give --input or --input-file, not both.")
+    if file is not None:
+        try:
+            text = file.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"cannot read --input-file {file}: {exc}.") from exc
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InvalidInput(f"--input is not valid JSON ({exc}); quote it, e.g. --input '{{\"n\": 3}}'.") from exc
+
+
+@main.command()
+@click.argument("artifact_id")
+@as_option
+@click.option("--input", "input_text", help="The JSON value passed to the entrypoint.")
+@click.option("--input-file", type=click.Path(dir_okay=False, path_type=Path), help="Read the JSON input from a file.")
+@json_option
+@click.pass_context
+def invoke(
+    ctx: click.Context, artifact_id: str, principal: str, input_text: str | None, input_file: Path | None, as_json: bool
+) -> None:
+    """Run ARTIFACT_ID's entrypoint in a fresh sandbox, paid by --as.
+
+    Prints the returned value, the status, and the metered usage and cost.
+    Exits 1 unless the run's status is ok.
+
+    \b
+    Example:
+      kernel invoke 3f9a2c --as bob --input '{"text": "to be or not to be"}'
+    """
+    value = parse_input(input_text, input_file)
+    result = kernel_of(ctx).invoke(artifact_id, principal, value)
+    emit(result, as_json, lambda: print_run(result))
+    if result.status is not RunStatus.OK:
+        sys.exit(1)
+
+
+def print_run(r: RunResult) -> None:
+    u = r.usage
+    out.print(f"run {r.id}  status [bold]{r.status.value}[/bold]  runtime {r.runtime}")
+    if r.reason:
+        out.print(f"reason: {r.reason}")
+    if r.status is RunStatus.OK:
+        out.print(f"output: {json.dumps(r.output)}")
+    out.print(
+        f"usage: cpu {u.cpu_seconds:.3f} s, wall {u.wall_seconds:.3f} s, peak memory"
+        f" {u.peak_memory_bytes / 2**20:.1f} MiB, in {u.bytes_in} B, out {u.bytes_out} B,"
+        f" workspace {u.workspace_bytes} B"
+    )
+    out.print(f"cost: {r.cost} scrip")
+    for name, text, cut in (("stdout", r.stdout, r.stdout_truncated), ("stderr", r.stderr, r.stderr_truncated)):
+        if text:
+            out.print(f"{name}{' (truncated)' if cut else ''}:\n{text.rstrip()}", markup=False)
+
+
+@main.command("runs")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--as", "principal", help="Only runs of this principal.")
+@json_option
+@click.pass_context
+def runs_cmd(ctx: click.Context, limit: int, principal: str | None, as_json: bool) -> None:
+    """List recent runs, newest first.
+
+    \b
+    Example:
+      kernel runs --limit 5 --json
+    """
+    items = kernel_of(ctx).runs(limit, principal)
+
+    def human() -> None:
+        table = Table("run", "artifact", "principal", "status", "cpu s", "wall s", "cost", "started")
+        for r in items:
+            table.add_row(
+                r.id, r.artifact_id[:12], r.principal, r.status.value, f"{r.usage.cpu_seconds:.3f}",
+                f"{r.usage.wall_seconds:.3f}", str(r.cost), str(r.started_at)[:19],
+            )
+        out.print(table)
+
+    emit(items, as_json, human)
+
+
+@main.command()
+@click.argument("run_id")
+@json_option
+@click.pass_context
+def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Show one run: status, output, usage, cost, limits.
+
+    \b
+    Example:
+      kernel show 5be1d0 --json
+    """
+    r = kernel_of(ctx).run(run_id)
+    emit(r, as_json, lambda: print_run(r))
+
+
+# -- engine -------------------------------------------------------------------------
+
+
+@main.group()
+def image() -> None:
+    """Build the sandbox image every artifact runs in."""
+
+
+@image.command("build")
+@click.option("--force", is_flag=True, help="Rebuild even if an image of this recipe exists.")
+@json_option
+@click.pass_context
+def image_build(ctx: click.Context, force: bool, as_json: bool) -> None:
+    """Build the sandbox image from sandbox_images/ (cached by recipe digest).
+
+    Uses a registry base image where one can be pulled, else a Debian root
+    filesystem made with debootstrap and `docker import`.
+
+    \b
+    Example:
+      kernel image build
+    """
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from kernel.sandbox import image as image_mod
+    from kernel.sandbox.docker import connect
+
+    client = connect()
+    settings = ctx.find_root().obj["settings"]
+    console = Console(stderr=True)
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.fields[phase]:<7}"), BarColumn(), TextColumn("{task.description}"),
+        TimeElapsedColumn(), console=console, transient=as_json, disable=as_json and not console.is_terminal,
+    ) as bar:
+        task = bar.add_task("starting", total=1.0, phase="image")
+
+        def progress(phase: str, message: str, fraction: float | None) -> None:
+            bar.update(task, description=message[:70], phase=phase, completed=fraction or 0)
+
+        info = image_mod.build(client, settings, progress, force=force)
+    emit(info, as_json, lambda: out.print(f"image {info.tag} ({info.id[:19]}, {info.size / 2**20:.0f} MiB, source {info.source})"))
+
+
+@main.command()
+@json_option
+@click.pass_context
+def doctor(ctx: click.Context, as_json: bool) -> None:
+    """Report the engine version, runtimes, image and anything missing.
+
+    Exits 1 if something is missing.
+
+    \b
+    Example:
+      kernel doctor --json
+    """
+    from kernel.doctor import diagnose
+
+    report = diagnose(ctx.find_root().obj["settings"])
+
+    def human() -> None:
+        eng = report.get("engine") or {}
+        out.print(f"home:     {report['home']}")
+        out.print(f"engine:   Docker {eng.get('version', '-')} (cgroup v{eng.get('cgroup_version', '-')})")
+        out.print(f"runtimes: {', '.join(eng.get('runtimes', [])) or '-'}; runs use {report.get('runtime', '-')}")
+        img = report.get("image") or {}
+        out.print(f"image:    {img.get('tag', '-')} {img.get('id') or '(not built)'}")
+        out.print(f"quota:    {'tmpfs per run' if report['workspace_quota'] else 'none (not root)'}")
+        for m in report["missing"]:
+            out.print(f"missing:  {m}")
+
+    emit(report, as_json, human)
+    if report["missing"] and report.get("engine") is None:
+        sys.exit(1)
+
+
+@main.command()
+@json_option
+@click.pass_context
+def sweep(ctx: click.Context, as_json: bool) -> None:
+    """Clean up after a crashed kernel: refund its runs, remove its containers and run folders.
+
+    Runs automatically before invocations; safe to run any time.
+
+    \b
+    Example:
+      kernel sweep --json
+    """
+    done = kernel_of(ctx).sweep()
+    emit(done, as_json, lambda: out.print(", ".join(f"{k}: {len(v)}" for k, v in done.items())))

@@ -1,0 +1,159 @@
+"""SQLite state: one file under the home directory, WAL mode, numbered migrations.
+
+Writes happen inside ``transaction()`` (``BEGIN IMMEDIATE``), so a state change and the
+ledger rows it causes commit together or not at all, and concurrent kernel processes
+queue behind SQLite's write lock instead of interleaving.
+"""
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run DDL statements one by one inside the caller's transaction.
+
+    (``executescript`` would COMMIT the open transaction first, so a failed migration
+    could leave half a schema behind.)"""
+    for statement in script.split(";\n"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def m001_initial(conn: sqlite3.Connection) -> None:
+    run_script(
+        conn,
+        """
+        CREATE TABLE principals (
+            name TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL
+        );
+        -- kind: 'principal' (one per principal), 'hold' (scrip held for a run or escrow),
+        -- 'mint' (the source of all scrip; its balance is minus the supply).
+        CREATE TABLE accounts (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('principal', 'hold', 'mint')),
+            principal TEXT REFERENCES principals(name),
+            balance INTEGER NOT NULL DEFAULT 0,
+            CHECK (kind = 'mint' OR balance >= 0)
+        );
+        -- Double entry: every row debits one account and credits another by the same amount.
+        CREATE TABLE ledger (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            debit TEXT NOT NULL REFERENCES accounts(id),
+            credit TEXT NOT NULL REFERENCES accounts(id),
+            amount INTEGER NOT NULL CHECK (amount > 0),
+            kind TEXT NOT NULL,
+            memo TEXT NOT NULL DEFAULT '',
+            run_id TEXT,
+            CHECK (debit != credit)
+        );
+        CREATE INDEX ledger_run ON ledger(run_id);
+        CREATE TABLE artifacts (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            owner TEXT NOT NULL REFERENCES principals(name),
+            price INTEGER NOT NULL CHECK (price >= 0),
+            entrypoint TEXT,
+            target TEXT,
+            depends TEXT NOT NULL,
+            limits TEXT,
+            files INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX artifacts_owner ON artifacts(owner);
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            artifact_id TEXT NOT NULL REFERENCES artifacts(id),
+            principal TEXT NOT NULL REFERENCES principals(name),
+            state TEXT NOT NULL CHECK (state IN ('running', 'done')),
+            status TEXT,
+            reason TEXT,
+            exit_code INTEGER,
+            output TEXT,
+            stdout TEXT NOT NULL DEFAULT '',
+            stderr TEXT NOT NULL DEFAULT '',
+            stdout_truncated INTEGER NOT NULL DEFAULT 0,
+            stderr_truncated INTEGER NOT NULL DEFAULT 0,
+            usage TEXT NOT NULL DEFAULT '{}',
+            cost INTEGER NOT NULL DEFAULT 0,
+            runtime TEXT,
+            image TEXT,
+            limits TEXT,
+            owner_process TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT
+        );
+        CREATE INDEX runs_started ON runs(started_at);
+        CREATE INDEX runs_state ON runs(state);
+        CREATE INDEX runs_principal ON runs(principal);
+        """
+    )
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
+    ("m001_initial", m001_initial),
+]
+
+
+class Database:
+    """The kernel's SQLite database. ``rows`` and ``table`` are sqlite-utils for reads."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: no implicit transactions; every write is inside an
+        # explicit BEGIN IMMEDIATE from transaction().
+        self.conn = sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.utils = sqlite_utils.Database(self.conn)
+        self.migrate()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def migrate(self) -> list[str]:
+        """Apply migrations not yet recorded in ``_migrations``; returns their names."""
+        applied: list[str] = []
+        with self.transaction() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
+            )
+            done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+            for name, migration in MIGRATIONS:
+                if name in done:
+                    continue
+                migration(conn)
+                conn.execute("INSERT INTO _migrations VALUES (?, ?)", (name, now()))
+                applied.append(name)
+        return applied
+
+    def rows(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> list[dict]:
+        return list(self.utils.query(sql, params))
+
+    def one(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> dict | None:
+        found = self.rows(sql, params)
+        return found[0] if found else None
+
+    def close(self) -> None:
+        self.conn.close()

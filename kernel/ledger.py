@@ -1,0 +1,185 @@
+"""Principals, accounts and double-entry transfers of scrip.
+
+Every balance change is one ``ledger`` row (debit account -> credit account, a positive
+integer amount) written in the same transaction as the balance updates and the state
+change that caused it. Scrip enters only by ``mint`` (a row from the mint account,
+whose balance is minus the supply), so the sum of all balances is always zero and the
+supply is visible. Balances of principals and holds never go negative (a CHECK
+constraint backs the explicit test).
+"""
+
+import sqlite3
+
+from pydantic import BaseModel
+
+from kernel.db import Database, now
+from kernel.errors import InsufficientFunds, InvalidInput, LedgerError, NotFound
+from kernel.models import PRINCIPAL_RE
+
+MINT = "mint"
+
+
+def principal_account(name: str) -> str:
+    return f"principal:{name}"
+
+
+def hold_account(ref: str) -> str:
+    return f"hold:{ref}"
+
+
+def check_name(name: str) -> None:
+    if not PRINCIPAL_RE.match(name):
+        raise InvalidInput(
+            f"'{name}' is not a valid principal name: use 1-40 lowercase letters, digits,"
+            " '-' or '_', starting with a letter."
+        )
+
+
+def ensure_mint(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT OR IGNORE INTO accounts (id, kind) VALUES (?, 'mint')", (MINT,))
+
+
+def create_principal(db: Database, name: str, grant: int = 0) -> int:
+    """Create a principal with an account, minting ``grant`` scrip to it; returns the balance."""
+    check_name(name)
+    if grant < 0:
+        raise InvalidInput("--grant must be zero or a positive whole number of scrip.")
+    with db.transaction() as conn:
+        if conn.execute("SELECT 1 FROM principals WHERE name = ?", (name,)).fetchone():
+            raise InvalidInput(f"principal '{name}' already exists; choose another name.")
+        conn.execute("INSERT INTO principals VALUES (?, ?)", (name, now()))
+        conn.execute(
+            "INSERT INTO accounts (id, kind, principal) VALUES (?, 'principal', ?)",
+            (principal_account(name), name),
+        )
+        if grant:
+            ensure_mint(conn)
+            move(conn, MINT, principal_account(name), grant, kind="mint", memo="grant")
+    return grant
+
+
+def require_principal(conn: sqlite3.Connection | Database, name: str) -> None:
+    c = conn.conn if isinstance(conn, Database) else conn
+    if not c.execute("SELECT 1 FROM principals WHERE name = ?", (name,)).fetchone():
+        raise NotFound(
+            f"no principal named '{name}': create it with `kernel principal create {name}`."
+        )
+
+
+def balance_in(conn: sqlite3.Connection, name: str) -> int:
+    row = conn.execute("SELECT balance FROM accounts WHERE id = ?", (principal_account(name),)).fetchone()
+    if row is None:
+        raise NotFound(f"no principal named '{name}'.")
+    return int(row[0])
+
+
+def balance(db: Database, name: str) -> int:
+    require_principal(db, name)
+    row = db.one("SELECT balance FROM accounts WHERE id = ?", (principal_account(name),))
+    assert row is not None
+    return int(row["balance"])
+
+
+def move(
+    conn: sqlite3.Connection,
+    debit: str,
+    credit: str,
+    amount: int,
+    *,
+    kind: str,
+    memo: str = "",
+    run_id: str | None = None,
+) -> int | None:
+    """Move ``amount`` from ``debit`` to ``credit`` inside the caller's transaction.
+
+    Returns the ledger row id, or None for a zero amount (nothing to record).
+    """
+    if amount < 0:
+        raise LedgerError("a ledger amount must not be negative.")
+    if amount == 0 or debit == credit:
+        return None
+    row = conn.execute("SELECT kind, balance FROM accounts WHERE id = ?", (debit,)).fetchone()
+    if row is None:
+        raise NotFound(f"no account '{debit}'.")
+    if row[0] != "mint" and row[1] < amount:
+        raise InsufficientFunds(
+            f"{debit.removeprefix('principal:')} has {row[1]} scrip and needs {amount}."
+        )
+    if not conn.execute("SELECT 1 FROM accounts WHERE id = ?", (credit,)).fetchone():
+        raise NotFound(f"no account '{credit}'.")
+    conn.execute("UPDATE accounts SET balance = balance - ? WHERE id = ?", (amount, debit))
+    conn.execute("UPDATE accounts SET balance = balance + ? WHERE id = ?", (amount, credit))
+    cur = conn.execute(
+        "INSERT INTO ledger (at, debit, credit, amount, kind, memo, run_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (now(), debit, credit, amount, kind, memo, run_id),
+    )
+    return cur.lastrowid
+
+
+def open_hold(conn: sqlite3.Connection, ref: str, payer: str, amount: int, *, run_id: str) -> str:
+    """Move ``amount`` from ``payer`` into a new hold account named after ``ref``."""
+    account = hold_account(ref)
+    conn.execute("INSERT INTO accounts (id, kind, principal) VALUES (?, 'hold', ?)", (account, payer))
+    move(conn, principal_account(payer), account, amount, kind="hold", run_id=run_id)
+    return account
+
+
+def settle_hold(conn: sqlite3.Connection, ref: str, to: str, *, kind: str, run_id: str) -> int:
+    """Empty a hold into principal ``to``'s account; returns the amount moved."""
+    account = hold_account(ref)
+    row = conn.execute("SELECT balance FROM accounts WHERE id = ?", (account,)).fetchone()
+    if row is None:
+        raise NotFound(f"no hold '{ref}'.")
+    move(conn, account, principal_account(to), row[0], kind=kind, run_id=run_id)
+    return int(row[0])
+
+
+class LedgerReport(BaseModel):
+    """The result of ``kernel ledger check``."""
+
+    ok: bool
+    supply: int
+    principals_total: int
+    holds_total: int
+    problems: list[str]
+
+
+def check(db: Database) -> LedgerReport:
+    """Verify conservation: balances equal the ledger's rows, and they sum to the supply."""
+    problems: list[str] = []
+    derived = {
+        r["id"]: r["net"]
+        for r in db.rows(
+            "SELECT id, COALESCE(SUM(delta), 0) AS net FROM ("
+            " SELECT credit AS id, amount AS delta FROM ledger"
+            " UNION ALL SELECT debit AS id, -amount AS delta FROM ledger) GROUP BY id"
+        )
+    }
+    totals = {"principal": 0, "hold": 0, "mint": 0}
+    for acc in db.rows("SELECT id, kind, balance FROM accounts"):
+        totals[acc["kind"]] += acc["balance"]
+        if acc["balance"] != derived.get(acc["id"], 0):
+            problems.append(
+                f"account {acc['id']} holds {acc['balance']} but its ledger rows sum to"
+                f" {derived.get(acc['id'], 0)}"
+            )
+        if acc["kind"] != "mint" and acc["balance"] < 0:
+            problems.append(f"account {acc['id']} is negative ({acc['balance']})")
+    supply = -totals["mint"]
+    if totals["principal"] + totals["hold"] != supply:
+        problems.append(
+            f"principals ({totals['principal']}) + holds ({totals['hold']}) != supply ({supply})"
+        )
+    for hold in db.rows(
+        "SELECT a.id FROM accounts a WHERE a.kind = 'hold' AND a.balance > 0 AND NOT EXISTS"
+        " (SELECT 1 FROM runs r WHERE 'hold:run:' || r.id = a.id AND r.state = 'running')"
+    ):
+        problems.append(f"{hold['id']} holds scrip but no run in flight owns it")
+    return LedgerReport(
+        ok=not problems,
+        supply=supply,
+        principals_total=totals["principal"],
+        holds_total=totals["hold"],
+        problems=problems,
+    )

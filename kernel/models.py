@@ -1,0 +1,161 @@
+"""Pydantic models shared by everything: manifests, artifacts, runs and their usage."""
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ENTRYPOINT_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_]\w*$")
+PRINCIPAL_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+
+
+class Strict(BaseModel):
+    """Base for models at a trust boundary: unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Limits(Strict):
+    """Resource limits of one run."""
+
+    cpu_seconds: int = Field(gt=0)
+    memory_mb: int = Field(gt=0)
+    wall_seconds: int = Field(gt=0)
+
+    def exceeds(self, maximum: "Limits") -> list[str]:
+        """Names of the limits above ``maximum``, with both values."""
+        return [
+            f"{name} {getattr(self, name)} > {getattr(maximum, name)}"
+            for name in type(self).model_fields
+            if getattr(self, name) > getattr(maximum, name)
+        ]
+
+
+class LimitsOverride(Strict):
+    """``[tool.kernel.limits]``: any subset of the limits."""
+
+    cpu_seconds: int | None = Field(default=None, gt=0)
+    memory_mb: int | None = Field(default=None, gt=0)
+    wall_seconds: int | None = Field(default=None, gt=0)
+
+    def over(self, base: Limits) -> Limits:
+        return base.model_copy(update=self.model_dump(exclude_none=True))
+
+
+class KernelTable(Strict):
+    """``[tool.kernel]`` of an artifact's pyproject.toml."""
+
+    kind: Literal["code", "tests"]
+    entrypoint: str | None = None
+    price: int = Field(default=0, ge=0)
+    depends: list[str] = Field(default_factory=list)
+    limits: LimitsOverride | None = None
+    target: str | None = None
+
+    @field_validator("entrypoint")
+    @classmethod
+    def _entrypoint_shape(cls, value: str | None) -> str | None:
+        if value is not None and not ENTRYPOINT_RE.match(value):
+            raise ValueError("must look like 'module:function' (e.g. 'hello:main')")
+        return value
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> "KernelTable":
+        if self.kind == "code" and not self.entrypoint:
+            raise ValueError("a code artifact needs an entrypoint ('module:function')")
+        if self.kind == "tests" and not self.target:
+            raise ValueError("a tests artifact needs a target (the module it tests)")
+        return self
+
+
+class ProjectTable(BaseModel):
+    """``[project]``: only name and version matter to the kernel; the rest is kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1, max_length=100)
+    version: str = Field(min_length=1, max_length=64)
+
+
+class Manifest(BaseModel):
+    """What the kernel reads from an artifact's pyproject.toml."""
+
+    project: ProjectTable
+    kernel: KernelTable
+
+
+class Artifact(BaseModel):
+    """A stored artifact package."""
+
+    id: str
+    name: str
+    version: str
+    kind: str
+    owner: str
+    price: int
+    entrypoint: str | None
+    target: str | None
+    depends: list[str]
+    limits: LimitsOverride | None
+    files: int
+    size: int
+    created_at: datetime
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+class SubmitResult(BaseModel):
+    """The outcome of ``kernel submit``: the artifact, and whether it was new."""
+
+    artifact: Artifact
+    created: bool
+
+
+class RunStatus(StrEnum):
+    OK = "ok"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    MEMORY_LIMIT = "memory_limit"
+    OUTPUT_LIMIT = "output_limit"
+    KILLED = "killed"
+    REJECTED = "rejected"
+
+
+class Usage(BaseModel):
+    """What one run consumed, measured by the host (never reported by the artifact)."""
+
+    cpu_seconds: float = 0.0
+    peak_memory_bytes: int = 0
+    wall_seconds: float = 0.0
+    io_read_bytes: int = 0
+    io_write_bytes: int = 0
+    workspace_bytes: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+class RunResult(BaseModel):
+    """Everything known about one run."""
+
+    id: str
+    artifact_id: str
+    principal: str
+    status: RunStatus
+    reason: str | None = None
+    exit_code: int | None = None
+    output: Any = None
+    stdout: str = ""
+    stderr: str = ""
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    usage: Usage = Field(default_factory=Usage)
+    cost: int = 0
+    runtime: str | None = None
+    image: str | None = None
+    limits: Limits | None = None
+    started_at: datetime
+    finished_at: datetime | None = None

@@ -1,0 +1,85 @@
+"""The contract every container backend implements (Docker today; Kubernetes later)."""
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from kernel.models import Limits
+
+PROJECT_LABEL = "io.artifact-kernel.project"
+RUN_LABEL = "io.artifact-kernel.run"
+OWNER_LABEL = "io.artifact-kernel.owner"
+
+
+class Mount(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: Path
+    target: str
+    read_only: bool = True
+
+
+class SandboxSpec(BaseModel):
+    """One run's container: what to execute and every limit around it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    image: str
+    runtime: str
+    command: list[str]
+    workdir: str = "/work"
+    env: dict[str, str] = {}
+    mounts: list[Mount] = []
+    limits: Limits
+    cpus: float
+    pids_limit: int
+    tmp_mb: int
+    uid: int
+    output_bytes: int
+    kept_output_bytes: int
+    labels: dict[str, str] = {}
+
+
+class SandboxOutcome(BaseModel):
+    """What the host saw of one run. Flags say why it ended if it did not end by itself."""
+
+    exit_code: int | None = None
+    stdout: bytes = b""
+    stderr: bytes = b""
+    stdout_total: int = 0
+    stderr_total: int = 0
+    timed_out: bool = False
+    cpu_exceeded: bool = False
+    output_exceeded: bool = False
+    oom_killed: bool = False
+    pids_exhausted: bool = False
+    died: bool = False  # the container ended without the kernel killing it
+    cpu_seconds: float = 0.0
+    peak_memory_bytes: int = 0
+    io_read_bytes: int = 0
+    io_write_bytes: int = 0
+    wall_seconds: float = 0.0
+
+    @property
+    def stopped_by_kernel(self) -> bool:
+        """The kernel ended the run for a limit, so the runner never reported an exit."""
+        return self.timed_out or self.cpu_exceeded or self.output_exceeded or self.pids_exhausted
+
+
+class Sandbox(ABC):
+    """Runs one command in a fresh, locked-down container, used once and destroyed."""
+
+    @abstractmethod
+    def run(self, spec: SandboxSpec) -> SandboxOutcome:
+        """Create, run, meter and remove one container. Never reuses a container."""
+
+    @abstractmethod
+    def sweep(self, owner_alive: Callable[[str], bool]) -> list[str]:
+        """Remove this project's containers whose owner process is gone; returns their run ids."""
+
+    @abstractmethod
+    def runtime(self, requested: str) -> str:
+        """The runtime a run will use: 'runsc' when requested or installed ('auto'), else 'runc'."""

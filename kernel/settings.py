@@ -1,0 +1,62 @@
+"""All configuration in one object, read from ``KERNEL_*`` environment variables."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kernel.models import Limits
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Kernel settings. Every field can be set as ``KERNEL_<FIELD>`` (e.g. KERNEL_RUNTIME)."""
+
+    model_config = SettingsConfigDict(env_prefix="KERNEL_", extra="ignore")
+
+    home: Path = Field(default=Path(".kernel"), description="state directory")
+    runtime: Literal["auto", "runc", "runsc"] = "auto"
+    image_source: Literal["auto", "registry", "debootstrap"] = "auto"
+    registry_base: str = "debian:bookworm-slim"
+
+    # packages
+    max_package_files: int = 2000
+    max_package_bytes: int = 50 * MiB
+    max_input_bytes: int = 1 * MiB
+
+    # runs
+    default_limits: Limits = Limits(cpu_seconds=10, memory_mb=256, wall_seconds=30)
+    max_limits: Limits = Limits(cpu_seconds=120, memory_mb=2048, wall_seconds=600)
+    cpus: float = 1.0
+    output_bytes: int = Field(default=1 * MiB, description="cap on stdout+stderr of one run")
+    kept_output_bytes: int = Field(default=64 * 1024, description="stdout/stderr kept per stream")
+    result_bytes: int = Field(default=1 * MiB, description="cap on the returned JSON value")
+    tmp_mb: int = 64
+    workspace_mb: int = 64
+    pids_runc: int = 128
+    # gVisor's own threads count against the host's pids limit: 64 aborts the sandbox
+    # at once on a fork bomb, and a normal artifact needs headroom above ~40 idle threads.
+    pids_runsc: int = 1024
+    sandbox_uid: int = 10001
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "kernel.db"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.home / "blobs"
+
+    @property
+    def package_dir(self) -> Path:
+        return self.home / "packages"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "runs"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
