@@ -18,6 +18,8 @@ from kernel.models import RunResult, RunStatus
 from kernel.settings import Settings
 
 out = Console(highlight=False, soft_wrap=True)
+if not out.is_terminal:
+    out.width = 160  # piped output: do not wrap tables at 80 columns
 err = Console(stderr=True, highlight=False)
 
 

@@ -164,7 +164,7 @@ def from_zip(path: Path, col: Collector) -> None:
                 if stat.S_ISLNK(mode):
                     with zf.open(info) as fh:
                         links[name] = link_target(name, fh.read(4096).decode("utf-8", "replace"))
-                elif mode and not stat.S_ISREG(mode):
+                elif stat.S_IFMT(mode) not in (0, stat.S_IFREG):  # 0: no type recorded
                     raise PackageError(
                         f"member '{info.filename}' is a device, FIFO or other special file; packages hold only files."
                     )

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kernel.models import Limits
@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     # at once on a fork bomb, and a normal artifact needs headroom above ~40 idle threads.
     pids_runsc: int = 1024
     sandbox_uid: int = 10001
+
+    @field_validator("home")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
 
     @property
     def db_path(self) -> Path:

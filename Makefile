@@ -1,0 +1,42 @@
+# Two commands matter: `make demo` (the whole system on a real Docker engine) and
+# `make test` (the full suite, Docker integration tests included). Each sets up what is
+# missing (Python environment, Docker engine, sandbox image) and is fast the second time.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup engine image demo test unit lint bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+engine:
+	@bash scripts/setup-docker.sh
+
+image: $(STAMP) engine
+	@$(BIN)/kernel image build
+
+setup: image
+
+demo: setup
+	@PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
+
+test: setup
+	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest -m "not docker"
+
+lint: $(STAMP)
+	$(BIN)/ruff check kernel judiciary tests benchmarks
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python benchmarks/invoke_latency.py
+
+clean:
+	rm -rf $(VENV) .kernel

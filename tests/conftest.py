@@ -1,0 +1,126 @@
+"""Fixtures: cheap factories for homes, packages and kernels (fake or real Docker)."""
+
+import os
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from kernel.api import Kernel
+from kernel.sandbox.fake import FakeSandbox
+from kernel.settings import Settings
+
+PackageFactory = Callable[..., Path]
+
+
+def manifest(
+    name: str = "art",
+    *,
+    kind: str = "code",
+    entrypoint: str | None = "art:main",
+    price: int = 0,
+    limits: dict[str, int] | None = None,
+    extra: str = "",
+) -> str:
+    lines = [f'[project]\nname = "{name}"\nversion = "1.0"\n', "[tool.kernel]", f'kind = "{kind}"']
+    if entrypoint:
+        lines.append(f'entrypoint = "{entrypoint}"')
+    lines.append(f"price = {price}")
+    lines.append(extra)
+    if limits:
+        lines.append("[tool.kernel.limits]")
+        lines += [f"{k} = {v}" for k, v in limits.items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home")
+
+
+@pytest.fixture
+def make_pkg(tmp_path: Path) -> PackageFactory:
+    """make_pkg(code, **manifest_args) or make_pkg(files={...}): a package folder."""
+    counter = iter(range(10_000))
+
+    def factory(code: str | None = None, files: dict[str, str | bytes] | None = None, **kw: object) -> Path:
+        root = tmp_path / f"pkg{next(counter)}"
+        root.mkdir()
+        contents: dict[str, str | bytes] = {"pyproject.toml": manifest(**kw)}  # type: ignore[arg-type]
+        if code is not None:
+            contents["art.py"] = textwrap.dedent(code)
+        contents.update(files or {})
+        for rel, data in contents.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(data, bytes):
+                path.write_bytes(data)
+            else:
+                path.write_text(data)
+        return root
+
+    return factory
+
+
+@pytest.fixture
+def fake_kernel(settings: Settings) -> Iterator[Kernel]:
+    k = Kernel(settings, sandbox=FakeSandbox(), image="fake:1")
+    k.create_principal("alice", grant=100)
+    k.create_principal("bob", grant=10)
+    yield k
+    assert k.ledger_check().ok, k.ledger_check().problems
+    k.close()
+
+
+# -- real Docker ------------------------------------------------------------------------
+
+RUNTIMES = [r for r in os.environ.get("KERNEL_TEST_RUNTIMES", "runc,runsc").split(",") if r]
+
+
+@pytest.fixture(scope="session")
+def docker_image() -> str:
+    """The sandbox image, built if missing. No engine is a failure, never a skip."""
+    from kernel.errors import KernelError
+    from kernel.sandbox import image
+    from kernel.sandbox.docker import connect
+
+    try:
+        client = connect()
+        return image.build(client, Settings(), lambda *a: None).tag
+    except KernelError as exc:
+        pytest.fail(f"Docker tests need an engine and the sandbox image: {exc}")
+
+
+@pytest.fixture(params=RUNTIMES)
+def runtime(request: pytest.FixtureRequest, docker_image: str) -> str:
+    from kernel.sandbox.docker import connect
+
+    have = connect().info().get("Runtimes", {})
+    if request.param not in have:
+        pytest.fail(f"runtime {request.param} is not registered with Docker; run `make engine`"
+                    " or set KERNEL_TEST_RUNTIMES")
+    return str(request.param)
+
+
+@pytest.fixture
+def docker_kernel(tmp_path: Path, runtime: str, docker_image: str) -> Iterator[Kernel]:
+    k = Kernel(Settings(home=tmp_path / "home", runtime=runtime))
+    k.create_principal("alice", grant=1000)
+    k.create_principal("bob", grant=100)
+    yield k
+    report = k.ledger_check()
+    assert report.ok, report.problems
+    assert not list((k.settings.run_dir).glob("*")), "a run directory outlived its run"
+    assert_no_containers()
+    k.close()
+
+
+def assert_no_containers() -> None:
+    from kernel.sandbox.base import PROJECT_LABEL
+    from kernel.sandbox.docker import PROJECT, connect
+
+    left = connect().containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={PROJECT}"})
+    for c in left:
+        c.remove(force=True)
+    assert not left, f"containers outlived their runs: {[c.name for c in left]}"
