@@ -95,4 +95,6 @@ class Kernel:
         return runs.list_runs(self.db, limit, principal)
 
     def close(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()
         self.db.close()

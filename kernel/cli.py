@@ -399,7 +399,10 @@ def image_build(ctx: click.Context, force: bool, as_json: bool) -> None:
         def progress(phase: str, message: str, fraction: float | None) -> None:
             bar.update(task, description=message[:70], phase=phase, completed=fraction or 0)
 
-        info = image_mod.build(client, settings, progress, force=force)
+        try:
+            info = image_mod.build(client, settings, progress, force=force)
+        finally:
+            client.close()
     emit(info, as_json, lambda: out.print(f"image {info.tag} ({info.id[:19]}, {info.size / 2**20:.0f} MiB, source {info.source})"))
 
 
@@ -449,3 +452,7 @@ def sweep(ctx: click.Context, as_json: bool) -> None:
     """
     done = kernel_of(ctx).sweep()
     emit(done, as_json, lambda: out.print(", ".join(f"{k}: {len(v)}" for k, v in done.items())))
+
+
+if __name__ == "__main__":
+    main()

@@ -26,6 +26,7 @@ def diagnose(settings: Settings) -> dict[str, Any]:
         if "runsc" not in report["engine"]["runtimes"]:
             missing.append("gVisor (runsc) is not registered: runs use runc")
         info = image.find(sandbox.client, image.image_tag())
+        sandbox.close()
         report["image"] = {"tag": image.image_tag(), "id": info.id if info else None, "built": info is not None}
         if info is None:
             missing.append(f"sandbox image {image.image_tag()} not built: run `kernel image build`")

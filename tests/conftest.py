@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from docker import DockerClient
 
 from kernel.api import Kernel
 from kernel.sandbox.fake import FakeSandbox
@@ -79,24 +80,34 @@ RUNTIMES = [r for r in os.environ.get("KERNEL_TEST_RUNTIMES", "runc,runsc").spli
 
 
 @pytest.fixture(scope="session")
-def docker_image() -> str:
-    """The sandbox image, built if missing. No engine is a failure, never a skip."""
+def docker_client() -> Iterator[DockerClient]:
+    """A client of the real engine. No engine is a failure, never a skip."""
     from kernel.errors import KernelError
-    from kernel.sandbox import image
     from kernel.sandbox.docker import connect
 
     try:
         client = connect()
-        return image.build(client, Settings(), lambda *a: None).tag
     except KernelError as exc:
-        pytest.fail(f"Docker tests need an engine and the sandbox image: {exc}")
+        pytest.fail(f"Docker tests need an engine: {exc}")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def docker_image(docker_client: DockerClient, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The sandbox image, built if missing (cached by recipe digest)."""
+    from kernel.errors import KernelError
+    from kernel.sandbox import image
+
+    try:
+        return image.build(docker_client, Settings(home=tmp_path_factory.mktemp("build")), lambda *a: None).tag
+    except KernelError as exc:
+        pytest.fail(f"Docker tests need the sandbox image: {exc}")
 
 
 @pytest.fixture(params=RUNTIMES)
-def runtime(request: pytest.FixtureRequest, docker_image: str) -> str:
-    from kernel.sandbox.docker import connect
-
-    have = connect().info().get("Runtimes", {})
+def runtime(request: pytest.FixtureRequest, docker_client: DockerClient, docker_image: str) -> str:
+    have = docker_client.info().get("Runtimes", {})
     if request.param not in have:
         pytest.fail(f"runtime {request.param} is not registered with Docker; run `make engine`"
                     " or set KERNEL_TEST_RUNTIMES")
@@ -112,15 +123,19 @@ def docker_kernel(tmp_path: Path, runtime: str, docker_image: str) -> Iterator[K
     report = k.ledger_check()
     assert report.ok, report.problems
     assert not list((k.settings.run_dir).glob("*")), "a run directory outlived its run"
-    assert_no_containers()
     k.close()
+    assert_no_containers()
 
 
 def assert_no_containers() -> None:
     from kernel.sandbox.base import PROJECT_LABEL
     from kernel.sandbox.docker import PROJECT, connect
 
-    left = connect().containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={PROJECT}"})
-    for c in left:
-        c.remove(force=True)
+    client = connect()
+    try:
+        left = client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={PROJECT}"})
+        for c in left:
+            c.remove(force=True)
+    finally:
+        client.close()
     assert not left, f"containers outlived their runs: {[c.name for c in left]}"

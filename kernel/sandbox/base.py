@@ -80,6 +80,9 @@ class Sandbox(ABC):
     def sweep(self, owner_alive: Callable[[str], bool]) -> list[str]:
         """Remove this project's containers whose owner process is gone; returns their run ids."""
 
+    def close(self) -> None:
+        """Release the connection to the engine."""
+
     @abstractmethod
     def runtime(self, requested: str) -> str:
         """The runtime a run will use: 'runsc' when requested or installed ('auto'), else 'runc'."""

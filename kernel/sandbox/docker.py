@@ -72,6 +72,9 @@ class DockerSandbox(Sandbox):
         self.client = client or connect()
         self._runtimes: list[str] | None = None
 
+    def close(self) -> None:
+        self.client.close()
+
     # -- runtimes -------------------------------------------------------------------
     def runtimes(self) -> list[str]:
         if self._runtimes is None:
@@ -173,6 +176,7 @@ class DockerSandbox(Sandbox):
                 self._kill_draining(container, raw)
         finally:
             sock.close()
+            raw.close()
         if not (outcome.stopped_by_kernel or outcome.died):
             outcome.exit_code = api.exec_inspect(exec_id).get("ExitCode")
         outcome.stdout, outcome.stderr = bytes(reader.kept[1]), bytes(reader.kept[2])
