@@ -1,0 +1,105 @@
+"""The `kernel` command: help with examples, --json documents, one-line errors, exit codes."""
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from kernel.cli import main
+from tests.conftest import PackageFactory
+
+
+def commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            found += commands(cmd, (*prefix, name))
+        else:
+            found.append((*prefix, name))
+    return found
+
+
+@pytest.fixture
+def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+
+    def call(*args: str, code: int = 0) -> click.testing.Result:
+        result = runner.invoke(main, ["--home", str(tmp_path / "home"), *args])
+        assert result.exit_code == code, (args, result.output, result.stderr)
+        assert "Traceback" not in result.output + result.stderr
+        return result
+
+    return call
+
+
+@pytest.mark.parametrize("path", commands(main), ids=" ".join)
+def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0
+    assert "Example:" in result.output and f"kernel {' '.join(path)}" in result.output
+
+
+@pytest.mark.parametrize("path", commands(main), ids=" ".join)
+def test_every_data_command_takes_json(path: tuple[str, ...]) -> None:
+    assert "--json" in CliRunner().invoke(main, [*path, "--help"]).output
+
+
+def test_principals_and_balances(cli) -> None:  # type: ignore[no-untyped-def]
+    assert json.loads(cli("principal", "create", "alice", "--grant", "50", "--json").stdout) == {"name": "alice", "balance": 50}
+    assert "alice: 50 scrip" in cli("balance", "alice").stdout
+    listed = json.loads(cli("principal", "list", "--json").stdout)
+    assert [(p["name"], p["balance"]) for p in listed] == [("alice", 50)]
+    assert json.loads(cli("ledger", "check", "--json").stdout)["ok"] is True
+
+
+def test_submit_and_list(cli, make_pkg: PackageFactory) -> None:  # type: ignore[no-untyped-def]
+    cli("principal", "create", "alice")
+    doc = json.loads(cli("submit", str(make_pkg("def main(v):\n    return 1\n", price=2)), "--as", "alice", "--json").stdout)
+    assert doc["created"] is True and doc["artifact"]["price"] == 2
+    listed = json.loads(cli("artifacts", "--json").stdout)
+    assert [a["id"] for a in listed] == [doc["artifact"]["id"]]
+    shown = json.loads(cli("artifact", doc["artifact"]["id"][:8], "--json").stdout)
+    assert shown["owner"] == "alice"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("balance", "nobody"), "no principal named 'nobody'"),
+        (("principal", "create", "Bad Name"), "not a valid principal name"),
+        (("submit", "/nonexistent", "--as", "alice"), "does not exist"),
+        (("show", "abcdef12"), "no run with id"),
+        (("artifact", "xyz"), "not an artifact id"),
+        (("invoke", "abcdef12", "--as", "alice", "--input", "{bad"), "--input is not valid JSON"),
+    ],
+)
+def test_errors_are_one_line_exit_1(cli, args: tuple[str, ...], message: str) -> None:  # type: ignore[no-untyped-def]
+    cli("principal", "create", "alice")
+    result = cli(*args, code=1)
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
+
+
+def test_usage_errors_exit_2(cli) -> None:  # type: ignore[no-untyped-def]
+    assert "No such command" in cli("frobnicate", code=2).stderr
+    assert "Missing option '--as'" in cli("submit", ".", code=2).stderr
+
+
+def test_ledger_check_fails_when_broken(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    cli("principal", "create", "alice", "--grant", "5")
+    conn = sqlite3.connect(tmp_path / "home" / "kernel.db")
+    conn.execute("UPDATE accounts SET balance = 9 WHERE id = 'principal:alice'")
+    conn.commit()
+    conn.close()
+    assert "BROKEN" in cli("ledger", "check", code=1).stdout
+
+
+def test_home_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KERNEL_HOME", str(tmp_path / "envhome"))
+    result = CliRunner().invoke(main, ["principal", "create", "zed"])
+    assert result.exit_code == 0
+    assert (tmp_path / "envhome" / "kernel.db").exists()
