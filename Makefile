@@ -25,7 +25,7 @@ setup: image
 demo: setup
 	@PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
 
-test: setup
+test: setup lint
 	$(BIN)/pytest
 
 unit: $(STAMP)

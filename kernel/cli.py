@@ -337,8 +337,14 @@ def runs_cmd(ctx: click.Context, limit: int, principal: str | None, as_json: boo
         table = Table("run", "artifact", "principal", "status", "cpu s", "wall s", "cost", "started")
         for r in items:
             table.add_row(
-                r.id, r.artifact_id[:12], r.principal, r.status.value, f"{r.usage.cpu_seconds:.3f}",
-                f"{r.usage.wall_seconds:.3f}", str(r.cost), str(r.started_at)[:19],
+                r.id,
+                r.artifact_id[:12],
+                r.principal,
+                r.status.value,
+                f"{r.usage.cpu_seconds:.3f}",
+                f"{r.usage.wall_seconds:.3f}",
+                str(r.cost),
+                str(r.started_at)[:19],
             )
         out.print(table)
 
@@ -391,8 +397,14 @@ def image_build(ctx: click.Context, force: bool, as_json: bool) -> None:
     settings = ctx.find_root().obj["settings"]
     console = Console(stderr=True)
     with Progress(
-        SpinnerColumn(), TextColumn("{task.fields[phase]:<7}"), BarColumn(), TextColumn("{task.description}"),
-        TimeElapsedColumn(), console=console, transient=as_json, disable=as_json and not console.is_terminal,
+        SpinnerColumn(),
+        TextColumn("{task.fields[phase]:<7}"),
+        BarColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=as_json,
+        disable=as_json and not console.is_terminal,
     ) as bar:
         task = bar.add_task("starting", total=1.0, phase="image")
 
@@ -403,7 +415,11 @@ def image_build(ctx: click.Context, force: bool, as_json: bool) -> None:
             info = image_mod.build(client, settings, progress, force=force)
         finally:
             client.close()
-    emit(info, as_json, lambda: out.print(f"image {info.tag} ({info.id[:19]}, {info.size / 2**20:.0f} MiB, source {info.source})"))
+    emit(
+        info,
+        as_json,
+        lambda: out.print(f"image {info.tag} ({info.id[:19]}, {info.size / 2**20:.0f} MiB, source {info.source})"),
+    )
 
 
 @main.command()

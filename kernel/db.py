@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -99,7 +100,7 @@ def m001_initial(conn: sqlite3.Connection) -> None:
         CREATE INDEX runs_started ON runs(started_at);
         CREATE INDEX runs_state ON runs(state);
         CREATE INDEX runs_principal ON runs(principal);
-        """
+        """,
     )
 
 
@@ -136,9 +137,7 @@ class Database:
         """Apply migrations not yet recorded in ``_migrations``; returns their names."""
         applied: list[str] = []
         with self.transaction() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
-            )
+            conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
             done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
             for name, migration in MIGRATIONS:
                 if name in done:
@@ -148,10 +147,10 @@ class Database:
                 applied.append(name)
         return applied
 
-    def rows(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> list[dict]:
+    def rows(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> list[dict[str, Any]]:
         return list(self.utils.query(sql, params))
 
-    def one(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> dict | None:
+    def one(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> dict[str, Any] | None:
         found = self.rows(sql, params)
         return found[0] if found else None
 

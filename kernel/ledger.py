@@ -61,9 +61,7 @@ def create_principal(db: Database, name: str, grant: int = 0) -> int:
 def require_principal(conn: sqlite3.Connection | Database, name: str) -> None:
     c = conn.conn if isinstance(conn, Database) else conn
     if not c.execute("SELECT 1 FROM principals WHERE name = ?", (name,)).fetchone():
-        raise NotFound(
-            f"no principal named '{name}': create it with `kernel principal create {name}`."
-        )
+        raise NotFound(f"no principal named '{name}': create it with `kernel principal create {name}`.")
 
 
 def balance_in(conn: sqlite3.Connection, name: str) -> int:
@@ -102,16 +100,13 @@ def move(
     if row is None:
         raise NotFound(f"no account '{debit}'.")
     if row[0] != "mint" and row[1] < amount:
-        raise InsufficientFunds(
-            f"{debit.removeprefix('principal:')} has {row[1]} scrip and needs {amount}."
-        )
+        raise InsufficientFunds(f"{debit.removeprefix('principal:')} has {row[1]} scrip and needs {amount}.")
     if not conn.execute("SELECT 1 FROM accounts WHERE id = ?", (credit,)).fetchone():
         raise NotFound(f"no account '{credit}'.")
     conn.execute("UPDATE accounts SET balance = balance - ? WHERE id = ?", (amount, debit))
     conn.execute("UPDATE accounts SET balance = balance + ? WHERE id = ?", (amount, credit))
     cur = conn.execute(
-        "INSERT INTO ledger (at, debit, credit, amount, kind, memo, run_id)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO ledger (at, debit, credit, amount, kind, memo, run_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (now(), debit, credit, amount, kind, memo, run_id),
     )
     return cur.lastrowid
@@ -161,16 +156,13 @@ def check(db: Database) -> LedgerReport:
         totals[acc["kind"]] += acc["balance"]
         if acc["balance"] != derived.get(acc["id"], 0):
             problems.append(
-                f"account {acc['id']} holds {acc['balance']} but its ledger rows sum to"
-                f" {derived.get(acc['id'], 0)}"
+                f"account {acc['id']} holds {acc['balance']} but its ledger rows sum to {derived.get(acc['id'], 0)}"
             )
         if acc["kind"] != "mint" and acc["balance"] < 0:
             problems.append(f"account {acc['id']} is negative ({acc['balance']})")
     supply = -totals["mint"]
     if totals["principal"] + totals["hold"] != supply:
-        problems.append(
-            f"principals ({totals['principal']}) + holds ({totals['hold']}) != supply ({supply})"
-        )
+        problems.append(f"principals ({totals['principal']}) + holds ({totals['hold']}) != supply ({supply})")
     for hold in db.rows(
         "SELECT a.id FROM accounts a WHERE a.kind = 'hold' AND a.balance > 0 AND NOT EXISTS"
         " (SELECT 1 FROM runs r WHERE 'hold:run:' || r.id = a.id AND r.state = 'running')"

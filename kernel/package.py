@@ -27,9 +27,7 @@ CHUNK = 64 * 1024
 
 def ignored(path: str) -> bool:
     parts = path.split("/")
-    return any(p in IGNORED_DIRS for p in parts[:-1]) or parts[-1] in IGNORED_DIRS or path.endswith(
-        IGNORED_SUFFIXES
-    )
+    return any(p in IGNORED_DIRS for p in parts[:-1]) or parts[-1] in IGNORED_DIRS or path.endswith(IGNORED_SUFFIXES)
 
 
 def clean_path(name: str) -> str:
@@ -74,8 +72,7 @@ class Collector:
             raise PackageError(f"member '{path}' appears twice in the archive; keep one.")
         if len(self.files) >= self.max_files:
             raise PackageError(
-                f"the package has more than {self.max_files} files;"
-                " remove some or raise KERNEL_MAX_PACKAGE_FILES."
+                f"the package has more than {self.max_files} files; remove some or raise KERNEL_MAX_PACKAGE_FILES."
             )
         self.files[path] = data
 

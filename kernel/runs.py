@@ -6,6 +6,7 @@ hold, the run row and the settlement are ledger rows in SQLite transactions, so 
 at any point leaves a hold that recovery refunds.
 """
 
+import contextlib
 import json
 import os
 import secrets
@@ -86,7 +87,11 @@ class Invocation:
         self, run_id: str, artifact: Artifact, principal: str, input_text: str, limits: Limits, runtime: str
     ) -> RunResult:
         rundir = RunDir(
-            self.settings.run_dir, run_id, self.settings.workspace_mb, self.settings.result_bytes, self.settings.sandbox_uid
+            self.settings.run_dir,
+            run_id,
+            self.settings.workspace_mb,
+            self.settings.result_bytes,
+            self.settings.sandbox_uid,
         )
         try:
             (rundir.inputs / "call.json").write_text(json.dumps({"entrypoint": artifact.entrypoint}))
@@ -199,10 +204,8 @@ def tree_size(root: Path) -> int:
     total = 0
     for dirpath, _, files in os.walk(root):
         for f in files:
-            try:
+            with contextlib.suppress(OSError):  # deleted while we walked
                 total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:
-                pass
     return total
 
 
@@ -282,7 +285,11 @@ def list_runs(db: Database, limit: int = 50, principal: str | None = None) -> li
 
 def recover(db: Database) -> list[str]:
     """Runs whose kernel process is gone: mark them killed and refund their holds."""
-    stale = [r for r in db.rows("SELECT id, principal, owner_process FROM runs WHERE state = 'running'") if not process.alive(r["owner_process"])]
+    stale = [
+        r
+        for r in db.rows("SELECT id, principal, owner_process FROM runs WHERE state = 'running'")
+        if not process.alive(r["owner_process"])
+    ]
     for run in stale:
         with db.transaction() as conn:
             if conn.execute("SELECT state FROM runs WHERE id = ?", (run["id"],)).fetchone()[0] != "running":

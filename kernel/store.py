@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -105,7 +106,7 @@ def resolve(db: Database, ref: str) -> str:
     return str(rows[0]["id"])
 
 
-def to_artifact(row: dict) -> Artifact:
+def to_artifact(row: dict[str, Any]) -> Artifact:
     return Artifact(
         **{
             **row,

@@ -109,8 +109,9 @@ def docker_image(docker_client: DockerClient, tmp_path_factory: pytest.TempPathF
 def runtime(request: pytest.FixtureRequest, docker_client: DockerClient, docker_image: str) -> str:
     have = docker_client.info().get("Runtimes", {})
     if request.param not in have:
-        pytest.fail(f"runtime {request.param} is not registered with Docker; run `make engine`"
-                    " or set KERNEL_TEST_RUNTIMES")
+        pytest.fail(
+            f"runtime {request.param} is not registered with Docker; run `make engine` or set KERNEL_TEST_RUNTIMES"
+        )
     return str(request.param)
 
 

@@ -21,7 +21,11 @@ def test_v1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(tmp_path, "memory/docker/x/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
     write(tmp_path, "cpuacct/docker/x/cpuacct.usage", "1500000000\n")
     write(tmp_path, "pids/docker/x/pids.events", "max 3\n")
-    write(tmp_path, "blkio/docker/x/blkio.throttle.io_service_bytes_recursive", "8:0 Read 4096\n8:0 Write 512\n8:16 Read 4\nTotal 4612\n")
+    write(
+        tmp_path,
+        "blkio/docker/x/blkio.throttle.io_service_bytes_recursive",
+        "8:0 Read 4096\n8:0 Write 512\n8:16 Read 4\nTotal 4612\n",
+    )
     s = c.sample()
     assert (s.cpu_seconds, s.peak_memory_bytes, s.oom_kills, s.pids_max_events) == (1.5, 1048576, 2, 3)
     assert (s.io_read_bytes, s.io_write_bytes) == (4100, 512)

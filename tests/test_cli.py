@@ -47,7 +47,10 @@ def test_every_data_command_takes_json(path: tuple[str, ...]) -> None:
 
 
 def test_principals_and_balances(cli) -> None:  # type: ignore[no-untyped-def]
-    assert json.loads(cli("principal", "create", "alice", "--grant", "50", "--json").stdout) == {"name": "alice", "balance": 50}
+    assert json.loads(cli("principal", "create", "alice", "--grant", "50", "--json").stdout) == {
+        "name": "alice",
+        "balance": 50,
+    }
     assert "alice: 50 scrip" in cli("balance", "alice").stdout
     listed = json.loads(cli("principal", "list", "--json").stdout)
     assert [(p["name"], p["balance"]) for p in listed] == [("alice", 50)]
@@ -56,7 +59,9 @@ def test_principals_and_balances(cli) -> None:  # type: ignore[no-untyped-def]
 
 def test_submit_and_list(cli, make_pkg: PackageFactory) -> None:  # type: ignore[no-untyped-def]
     cli("principal", "create", "alice")
-    doc = json.loads(cli("submit", str(make_pkg("def main(v):\n    return 1\n", price=2)), "--as", "alice", "--json").stdout)
+    doc = json.loads(
+        cli("submit", str(make_pkg("def main(v):\n    return 1\n", price=2)), "--as", "alice", "--json").stdout
+    )
     assert doc["created"] is True and doc["artifact"]["price"] == 2
     listed = json.loads(cli("artifacts", "--json").stdout)
     assert [a["id"] for a in listed] == [doc["artifact"]["id"]]

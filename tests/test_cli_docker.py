@@ -15,7 +15,9 @@ pytestmark = pytest.mark.docker
 
 def kernel(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KERNEL_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "kernel.cli", *args], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "kernel.cli", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_invoke_json_and_exit_codes(tmp_path: Path, make_pkg: PackageFactory, docker_image: str) -> None:

@@ -129,7 +129,7 @@ def test_zip_symlink_outside_is_refused(tmp_path: Path) -> None:
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("pyproject.toml", MANIFEST)
         info = zipfile.ZipInfo("link")
-        info.external_attr = (0o120777 << 16)
+        info.external_attr = 0o120777 << 16
         zf.writestr(info, "../../etc/passwd")
     with pytest.raises(PackageError, match="outside the package"):
         read(archive)

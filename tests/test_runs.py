@@ -49,7 +49,12 @@ def test_spec_is_locked_down(fake_kernel: Kernel, priced: str) -> None:
 @pytest.mark.parametrize(
     "outcome, result, status, reason",
     [
-        (SandboxOutcome(exit_code=0), {"ok": False, "error": "ValueError: bad"}, RunStatus.ERROR, "raised ValueError: bad"),
+        (
+            SandboxOutcome(exit_code=0),
+            {"ok": False, "error": "ValueError: bad"},
+            RunStatus.ERROR,
+            "raised ValueError: bad",
+        ),
         (SandboxOutcome(exit_code=0), None, RunStatus.ERROR, "without returning a value"),
         (SandboxOutcome(timed_out=True), None, RunStatus.TIMEOUT, "wall limit"),
         (SandboxOutcome(cpu_exceeded=True), None, RunStatus.TIMEOUT, "CPU limit"),
@@ -77,7 +82,9 @@ def test_oversized_result_is_an_output_limit(fake_kernel: Kernel, priced: str) -
     assert r.status is RunStatus.OUTPUT_LIMIT and "above the cap" in (r.reason or "")
 
 
-def test_caller_who_cannot_pay_is_rejected_before_anything_starts(fake_kernel: Kernel, make_pkg: PackageFactory) -> None:
+def test_caller_who_cannot_pay_is_rejected_before_anything_starts(
+    fake_kernel: Kernel, make_pkg: PackageFactory
+) -> None:
     art = fake_kernel.submit(make_pkg(CODE, price=50), "alice").artifact
     sandbox = FakeSandbox()
     fake_kernel._sandbox = sandbox

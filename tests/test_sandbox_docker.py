@@ -77,7 +77,11 @@ def test_round_trip(docker_kernel: Kernel, make_pkg: PackageFactory) -> None:
 
 
 def test_same_input_same_output(docker_kernel: Kernel, make_pkg: PackageFactory) -> None:
-    code = "import json, hashlib\ndef main(v):\n    return hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest()\n"
+    code = """
+        import json, hashlib
+        def main(v):
+            return hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest()
+    """
     art = docker_kernel.submit(make_pkg(code), "alice").artifact
     outputs = {docker_kernel.invoke(art.id, "bob", {"a": 1, "b": [2]}).output for _ in range(2)}
     assert len(outputs) == 1
@@ -86,7 +90,7 @@ def test_same_input_same_output(docker_kernel: Kernel, make_pkg: PackageFactory)
 def test_isolation_probes(docker_kernel: Kernel, make_pkg: PackageFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """One artifact tries everything at once and reports what it could do."""
     monkeypatch.setenv("KERNEL_TEST_SECRET", "hunter2-host-secret")
-    code = r'''
+    code = r"""
         import os, socket
 
         def attempt(fn):
@@ -135,7 +139,7 @@ def test_isolation_probes(docker_kernel: Kernel, make_pkg: PackageFactory, monke
                 "interfaces": sorted(n for _, n in socket.if_nameindex()),
                 "caps": [l for l in open("/proc/self/status") if l.startswith(("CapEff", "NoNewPrivs"))],
             }
-    '''
+    """
     art = docker_kernel.submit(make_pkg(code, limits={"wall_seconds": 20}), "alice").artifact
     r = docker_kernel.invoke(art.id, "bob", None)
     assert r.status is RunStatus.OK, (r.reason, r.stderr)
@@ -152,7 +156,9 @@ def test_isolation_probes(docker_kernel: Kernel, make_pkg: PackageFactory, monke
     assert r.usage.workspace_bytes == 1000
 
 
-def test_child_that_outlives_its_parent_is_killed(docker_kernel: Kernel, make_pkg: PackageFactory, tmp_path: Path) -> None:
+def test_child_that_outlives_its_parent_is_killed(
+    docker_kernel: Kernel, make_pkg: PackageFactory, tmp_path: Path
+) -> None:
     code = """
         import os, time
         def main(v):
@@ -181,9 +187,14 @@ def test_artifact_error_is_reported_and_refunded(docker_kernel: Kernel, make_pkg
 
 def test_killed_kernel_leaves_nothing_behind(docker_kernel: Kernel, make_pkg: PackageFactory) -> None:
     """SIGKILL the kernel mid-run: the next kernel refunds the hold and removes the container."""
-    art = docker_kernel.submit(make_pkg("import time\ndef main(v):\n    time.sleep(600)\n", price=9,
-                                        limits={"wall_seconds": 300}), "alice").artifact
-    env = {**os.environ, "KERNEL_HOME": str(docker_kernel.settings.home), "KERNEL_RUNTIME": docker_kernel.settings.runtime}
+    art = docker_kernel.submit(
+        make_pkg("import time\ndef main(v):\n    time.sleep(600)\n", price=9, limits={"wall_seconds": 300}), "alice"
+    ).artifact
+    env = {
+        **os.environ,
+        "KERNEL_HOME": str(docker_kernel.settings.home),
+        "KERNEL_RUNTIME": docker_kernel.settings.runtime,
+    }
     proc = subprocess.Popen([sys.executable, "-m", "kernel.cli", "invoke", art.id, "--as", "bob"], env=env)
     deadline = time.monotonic() + 60
     while not docker_kernel.db.rows("SELECT id FROM runs WHERE state = 'running'"):

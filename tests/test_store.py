@@ -13,6 +13,7 @@ from kernel.errors import InvalidInput, ManifestError, NotFound, PackageError
 from tests.conftest import PackageFactory
 
 GOOD = "def main(v):\n    return v\n"
+HEAD = '[project]\nname="a"\nversion="1"\n[tool.kernel]\nkind="code"\n'
 
 
 def stored_nothing(k: Kernel) -> bool:
@@ -27,12 +28,24 @@ def stored_nothing(k: Kernel) -> bool:
         ({"pyproject.toml": "[project\nname="}, "not valid TOML"),
         ({"pyproject.toml": b'[project]\nname="\xff\xfe"\n'}, "not UTF-8"),
         ({"pyproject.toml": '[project]\nname="a"\nversion="1"\n'}, r"no \[tool.kernel\]"),
-        ({"pyproject.toml": '[project]\nversion="1"\n[tool.kernel]\nkind="code"\nentrypoint="art:main"\n'}, "project.name"),
+        (
+            {"pyproject.toml": '[project]\nversion="1"\n[tool.kernel]\nkind="code"\nentrypoint="art:main"\n'},
+            "project.name",
+        ),
         ({"pyproject.toml": '[project]\nname="a"\nversion="1"\n[tool.kernel]\nkind="binary"\n'}, "tool.kernel.kind"),
         ({"pyproject.toml": '[project]\nname="a"\nversion="1"\n[tool.kernel]\nkind="code"\n'}, "needs an entrypoint"),
-        ({"pyproject.toml": '[project]\nname="a"\nversion="1"\n[tool.kernel]\nkind="code"\nentrypoint="art"\n'}, "module:function"),
-        ({"pyproject.toml": '[project]\nname="a"\nversion="1"\n[tool.kernel]\nkind="code"\nentrypoint="art:main"\nprice=-1\n'}, "tool.kernel.price"),
-        ({"pyproject.toml": '[project]\nname="a"\nversion="1"\n[tool.kernel]\nkind="code"\nentrypoint="art:main"\nsudo=true\n'}, "Extra inputs"),
+        (
+            {"pyproject.toml": '[project]\nname="a"\nversion="1"\n[tool.kernel]\nkind="code"\nentrypoint="art"\n'},
+            "module:function",
+        ),
+        (
+            {"pyproject.toml": HEAD + 'entrypoint="art:main"\nprice=-1\n'},
+            "tool.kernel.price",
+        ),
+        (
+            {"pyproject.toml": HEAD + 'entrypoint="art:main"\nsudo=true\n'},
+            "Extra inputs",
+        ),
         ({"pyproject.toml": '[project]\nname="a"\nversion="1"\n[tool.kernel]\nkind="tests"\n'}, "needs a target"),
     ],
 )
@@ -81,7 +94,9 @@ def test_unknown_owner(fake_kernel: Kernel, make_pkg: PackageFactory) -> None:
         fake_kernel.submit(make_pkg(GOOD), "carol")
 
 
-def test_same_content_same_id_from_folder_tar_and_zip(fake_kernel: Kernel, make_pkg: PackageFactory, tmp_path: Path) -> None:
+def test_same_content_same_id_from_folder_tar_and_zip(
+    fake_kernel: Kernel, make_pkg: PackageFactory, tmp_path: Path
+) -> None:
     pkg = make_pkg(GOOD, files={"data/words.txt": "a b c\n"})
     first = fake_kernel.submit(pkg, "alice")
     assert first.created
@@ -106,7 +121,9 @@ def test_changed_content_changes_the_id(fake_kernel: Kernel, make_pkg: PackageFa
     assert a.id != b.id
 
 
-def test_same_content_from_another_principal_keeps_its_first_owner(fake_kernel: Kernel, make_pkg: PackageFactory) -> None:
+def test_same_content_from_another_principal_keeps_its_first_owner(
+    fake_kernel: Kernel, make_pkg: PackageFactory
+) -> None:
     a = fake_kernel.submit(make_pkg(GOOD), "alice")
     b = fake_kernel.submit(make_pkg(GOOD), "bob")
     assert b.artifact.id == a.artifact.id and b.artifact.owner == "alice" and not b.created
@@ -122,7 +139,9 @@ def test_id_prefixes(fake_kernel: Kernel, make_pkg: PackageFactory) -> None:
         fake_kernel.artifact("0" * 64)
 
 
-def test_failed_commit_removes_the_new_blob(fake_kernel: Kernel, make_pkg: PackageFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_commit_removes_the_new_blob(
+    fake_kernel: Kernel, make_pkg: PackageFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def boom(*a: object, **k: object) -> None:
         raise RuntimeError("disk gone")
 

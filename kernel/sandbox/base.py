@@ -80,7 +80,7 @@ class Sandbox(ABC):
     def sweep(self, owner_alive: Callable[[str], bool]) -> list[str]:
         """Remove this project's containers whose owner process is gone; returns their run ids."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release the connection to the engine."""
 
     @abstractmethod

@@ -7,6 +7,7 @@ with the kernel's own deadline: the stream is never trusted to end (under gVisor
 sandbox that dies leaves the exec stream open).
 """
 
+import contextlib
 import select
 import socket
 import struct
@@ -34,8 +35,7 @@ def connect(timeout: int = 30) -> docker.DockerClient:
         client.ping()
     except docker.errors.DockerException as exc:
         raise EngineUnavailable(
-            "no Docker engine answers: run `make setup` (Debian, as root) or start Docker,"
-            " then try again."
+            "no Docker engine answers: run `make setup` (Debian, as root) or start Docker, then try again."
         ) from exc
     return client
 
@@ -132,8 +132,7 @@ class DockerSandbox(Sandbox):
                 ],
                 tmpfs={"/tmp": f"size={spec.tmp_mb}m,mode=1777,nosuid,nodev"},
                 mounts=[
-                    docker.types.Mount(m.target, str(m.source), type="bind", read_only=m.read_only)
-                    for m in spec.mounts
+                    docker.types.Mount(m.target, str(m.source), type="bind", read_only=m.read_only) for m in spec.mounts
                 ],
                 environment=spec.env,
                 working_dir=spec.workdir,
@@ -250,10 +249,8 @@ class DockerSandbox(Sandbox):
 
         thread = threading.Thread(target=drain, daemon=True)
         thread.start()
-        try:
+        with contextlib.suppress(docker.errors.APIError):  # already stopped; removal follows
             self.client.api.kill(container.id)
-        except docker.errors.APIError:
-            pass  # already stopped; removal follows either way
         killed.set()
         thread.join(timeout=5)
 
@@ -306,5 +303,3 @@ class DockerSandbox(Sandbox):
 def _later(a: CgroupSample, b: CgroupSample) -> CgroupSample:
     """Cumulative counters only grow: keep the larger of two samples of each."""
     return CgroupSample(**{k: max(getattr(a, k), getattr(b, k)) for k in a.__dataclass_fields__})
-
-

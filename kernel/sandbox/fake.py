@@ -15,12 +15,15 @@ Script = Callable[[SandboxSpec], tuple[SandboxOutcome, dict[str, Any] | None]]
 
 def returns(value: Any) -> Script:
     """A script whose runs all succeed and return ``value``."""
-    return lambda spec: (SandboxOutcome(exit_code=0, cpu_seconds=0.01, peak_memory_bytes=1 << 20), {"ok": True, "value": value})
+    return lambda spec: (
+        SandboxOutcome(exit_code=0, cpu_seconds=0.01, peak_memory_bytes=1 << 20),
+        {"ok": True, "value": value},
+    )
 
 
 class FakeSandbox(Sandbox):
-    def __init__(self, script: Script = returns(None), runtimes: tuple[str, ...] = ("runc",)):
-        self.script = script
+    def __init__(self, script: Script | None = None, runtimes: tuple[str, ...] = ("runc",)):
+        self.script = script or returns(None)
         self.specs: list[SandboxSpec] = []
         self._runtimes = runtimes
 

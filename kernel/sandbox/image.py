@@ -47,9 +47,7 @@ def _digest(paths: list[Path], extra: str = "") -> str:
 
 def recipe_files() -> list[Path]:
     return [
-        p
-        for p in RECIPE_DIR.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.name != "__init__.py"
+        p for p in RECIPE_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.name != "__init__.py"
     ]
 
 
@@ -163,9 +161,7 @@ def _base_from_debootstrap(client: docker.DockerClient, settings: Settings, tag:
         _run_debootstrap(work, tar, progress)
         progress("import", f"importing the root filesystem as {tag}", None)
         repo, _, version = tag.partition(":")
-        client.api.import_image_from_file(
-            str(tar), repository=repo, tag=version, changes=["CMD [\"python3\"]"]
-        )
+        client.api.import_image_from_file(str(tar), repository=repo, tag=version, changes=['CMD ["python3"]'])
     except docker.errors.DockerException as exc:
         raise ImageError(f"docker import of the root filesystem failed: {exc}") from exc
     finally:

@@ -29,9 +29,7 @@ def _connection():
     global _conn
     if _conn is None:
         if not os.path.exists(SOCKET_PATH):
-            raise KernelCallError(
-                "unavailable", "this run was started without a kernel connection"
-            )
+            raise KernelCallError("unavailable", "this run was started without a kernel connection")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(SOCKET_PATH)
         _conn = sock.makefile("rwb")
