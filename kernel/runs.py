@@ -21,7 +21,9 @@ from kernel.sandbox.base import OWNER_LABEL, Mount, Sandbox, SandboxOutcome, San
 from kernel.sandbox.scratch import RunDir
 from kernel.settings import Settings
 
-RUNNER = ["python3", "-I", "-S", "/opt/kernel/kernel_runner.py"]
+# -I: no PYTHON* variables, no user site, no script folder on sys.path (the runner adds
+# what it needs); Debian's dist-packages (pytest) stay importable.
+RUNNER = ["python3", "-I", "/opt/kernel/kernel_runner.py"]
 SIGXCPU_EXIT = 128 + 24
 
 

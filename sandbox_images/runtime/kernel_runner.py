@@ -13,6 +13,7 @@ import os
 import sys
 import traceback
 
+KERNEL_DIR = "/opt/kernel"  # kernel_client lives here; -I leaves the script's folder off sys.path
 IN_DIR = "/kernel/in"
 PKG_DIR = "/kernel/pkg"
 OUT_PATH = "/kernel/out/result.json"
@@ -41,7 +42,7 @@ def main():
     with open(os.path.join(IN_DIR, "input.json"), encoding="utf-8") as fh:
         value = json.load(fh)
     module_name, _, func_name = call["entrypoint"].partition(":")
-    for root in (os.path.join(PKG_DIR, "src"), PKG_DIR):
+    for root in (KERNEL_DIR, os.path.join(PKG_DIR, "src"), PKG_DIR):
         if os.path.isdir(root):
             sys.path.insert(0, root)
     try:
