@@ -8,12 +8,15 @@ The CLI is a thin layer over this class; everything it does is callable from Pyt
     run = k.invoke(art.id, principal="alice", value={"text": "a b"})
 """
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from kernel import ledger, process, runs, store
+from kernel.audit import AuditWriter, export, list_events
 from kernel.db import Database
-from kernel.models import Artifact, RunResult, SubmitResult
+from kernel.graph import dependency_graph
+from kernel.models import Artifact, AuditEvent, Graph, RunResult, SubmitResult
 from kernel.sandbox.base import Sandbox
 from kernel.sandbox.scratch import sweep as sweep_run_dirs
 from kernel.settings import Settings
@@ -24,6 +27,7 @@ class Kernel:
         self.settings = settings or Settings()
         self.db = Database(self.settings.db_path)
         self.recovered = runs.recover(self.db)
+        self.audit = AuditWriter(self.settings.db_path, batch=self.settings.audit_batch)
         self._sandbox = sandbox
         self._image = image
         self._swept = False
@@ -73,8 +77,8 @@ class Kernel:
         return ledger.check(self.db)
 
     # -- artifacts ------------------------------------------------------------------
-    def submit(self, path: Path, owner: str) -> SubmitResult:
-        return store.submit(self.db, self.settings, path, owner)
+    def submit(self, path: Path, owner: str, public: bool = False) -> SubmitResult:
+        return store.submit(self.db, self.settings, path, owner, public)
 
     def artifact(self, ref: str) -> Artifact:
         return store.get(self.db, ref)
@@ -86,7 +90,8 @@ class Kernel:
     def invoke(self, artifact: str, principal: str, value: Any = None) -> RunResult:
         if not self._swept:
             self.sweep()
-        return runs.Invocation(self.db, self.settings, self.sandbox, self.image())(artifact, principal, value)
+        services = runs.Services(self.db, self.settings, self.sandbox, self.image(), self.audit)
+        return runs.Invocation(services)(artifact, principal, value)
 
     def run(self, ref: str) -> RunResult:
         return runs.get_run(self.db, ref)
@@ -94,7 +99,20 @@ class Kernel:
     def runs(self, limit: int = 50, principal: str | None = None) -> list[RunResult]:
         return runs.list_runs(self.db, limit, principal)
 
+    # -- audit and graph ------------------------------------------------------------------
+    def events(self, run_id: str | None = None, principal: str | None = None, limit: int | None = 1000) -> list[AuditEvent]:
+        if principal:
+            ledger.require_principal(self.db, principal)
+        return list_events(self.db, run_id, principal, limit)
+
+    def export_events(self, fmt: Literal["jsonl", "csv"]) -> Iterator[str]:
+        return export(self.db, fmt)
+
+    def graph(self) -> Graph:
+        return dependency_graph(self.db)
+
     def close(self) -> None:
+        self.audit.close()
         if self._sandbox is not None:
             self._sandbox.close()
         self.db.close()

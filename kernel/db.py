@@ -6,6 +6,7 @@ queue behind SQLite's write lock instead of interleaving.
 """
 
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -104,8 +105,44 @@ def m001_initial(conn: sqlite3.Connection) -> None:
     )
 
 
+def m002_proxy_audit(conn: sqlite3.Connection) -> None:
+    run_script(
+        conn,
+        """
+        ALTER TABLE artifacts ADD COLUMN public INTEGER NOT NULL DEFAULT 0;
+        -- The invocation tree: top-level runs have depth 1 and are their own root.
+        ALTER TABLE runs ADD COLUMN parent_run_id TEXT REFERENCES runs(id);
+        ALTER TABLE runs ADD COLUMN root_run_id TEXT;
+        ALTER TABLE runs ADD COLUMN depth INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE runs ADD COLUMN audit_incomplete INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX runs_parent ON runs(parent_run_id);
+        CREATE INDEX runs_root ON runs(root_run_id);
+        -- Every read and write: proxy calls, kernel copies, files in run workspaces.
+        CREATE TABLE audit_events (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            principal TEXT NOT NULL,
+            source TEXT NOT NULL CHECK (source IN ('proxy', 'kernel', 'file')),
+            op TEXT NOT NULL,
+            artifact_id TEXT,
+            path TEXT,
+            bytes INTEGER,
+            digest TEXT,
+            ok INTEGER NOT NULL DEFAULT 1,
+            detail TEXT
+        );
+        CREATE INDEX audit_run ON audit_events(run_id, id);
+        CREATE INDEX audit_principal ON audit_events(principal, id);
+        CREATE INDEX audit_artifact ON audit_events(artifact_id);
+        CREATE INDEX audit_digest ON audit_events(digest);
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("m001_initial", m001_initial),
+    ("m002_proxy_audit", m002_proxy_audit),
 ]
 
 
@@ -121,17 +158,20 @@ class Database:
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.utils = sqlite_utils.Database(self.conn)
+        # Proxy threads share this connection with the invoking thread: one at a time.
+        self.lock = threading.RLock()
         self.migrate()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
 
     def migrate(self) -> list[str]:
         """Apply migrations not yet recorded in ``_migrations``; returns their names."""
@@ -148,7 +188,8 @@ class Database:
         return applied
 
     def rows(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> list[dict[str, Any]]:
-        return list(self.utils.query(sql, params))
+        with self.lock:
+            return list(self.utils.query(sql, params))
 
     def one(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> dict[str, Any] | None:
         found = self.rows(sql, params)

@@ -47,7 +47,7 @@ class LimitsOverride(Strict):
 class KernelTable(Strict):
     """``[tool.kernel]`` of an artifact's pyproject.toml."""
 
-    kind: Literal["code", "tests"]
+    kind: Literal["code", "tests", "data"]
     entrypoint: str | None = None
     price: int = Field(default=0, ge=0)
     depends: list[str] = Field(default_factory=list)
@@ -101,6 +101,7 @@ class Artifact(BaseModel):
     limits: LimitsOverride | None
     files: int
     size: int
+    public: bool = False
     created_at: datetime
 
     @property
@@ -136,6 +137,9 @@ class Usage(BaseModel):
     workspace_bytes: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    proxy_calls: int = 0
+    proxy_bytes_in: int = 0
+    proxy_bytes_out: int = 0
 
 
 class RunResult(BaseModel):
@@ -157,5 +161,49 @@ class RunResult(BaseModel):
     runtime: str | None = None
     image: str | None = None
     limits: Limits | None = None
+    parent_run_id: str | None = None
+    root_run_id: str | None = None
+    depth: int = 1
+    audit_incomplete: bool = False
     started_at: datetime
     finished_at: datetime | None = None
+
+
+class AuditEvent(BaseModel):
+    """One read or write: a proxy call, a kernel copy, or a file in a run's workspace."""
+
+    id: int | None = None
+    at: datetime
+    run_id: str
+    principal: str
+    source: Literal["proxy", "kernel", "file"]
+    op: str
+    artifact_id: str | None = None
+    path: str | None = None
+    bytes: int | None = None
+    digest: str | None = None
+    ok: bool = True
+    detail: str | None = None
+
+
+class GraphEdge(BaseModel):
+    parent: str
+    child: str
+    invocations: int
+
+
+class GraphNode(BaseModel):
+    id: str
+    name: str
+    owner: str
+    invocations: int
+    invoked_by: int  # distinct artifacts that invoked it
+
+
+class Graph(BaseModel):
+    """The dependency graph as actually exercised: who invoked whom, how often."""
+
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+    depth: int
+    most_reused: list[GraphNode]

@@ -7,23 +7,32 @@ at any point leaves a hold that recovery refunds.
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
+import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kernel import ledger, process, store
+from kernel.audit.files import WorkspaceWatcher
+from kernel.audit.files import walk as walk_files
+from kernel.audit.log import AuditWriter
+from kernel.calls import CallHandler, RunContext
 from kernel.db import Database, now
 from kernel.errors import InvalidInput, NotFound, SandboxError
 from kernel.models import Artifact, Limits, RunResult, RunStatus, Usage
 from kernel.sandbox.base import OWNER_LABEL, Mount, Sandbox, SandboxOutcome, SandboxSpec
+from kernel.proxy import ProxyServer
 from kernel.sandbox.scratch import RunDir
 from kernel.settings import Settings
 
 # -I: no PYTHON* variables, no user site, no script folder on sys.path (the runner adds
 # what it needs); Debian's dist-packages (pytest) stay importable.
 RUNNER = ["python3", "-I", "/opt/kernel/kernel_runner.py"]
+SOCKET_TARGET = "/kernel/kernel.sock"
 SIGXCPU_EXIT = 128 + 24
 
 
@@ -45,13 +54,25 @@ def encode_input(value: Any, settings: Settings) -> str:
     return text
 
 
+@dataclass
+class Services:
+    """What a run needs from the kernel; shared by nested runs of one kernel."""
+
+    db: Database
+    settings: Settings
+    sandbox: Sandbox
+    image: str
+    audit: AuditWriter
+
+
 class Invocation:
-    """One call of ``invoke``: everything it needs, and the steps in order."""
+    """One call of ``invoke``, top-level or nested: the steps in order."""
 
-    def __init__(self, db: Database, settings: Settings, sandbox: Sandbox, image: str):
-        self.db, self.settings, self.sandbox, self.image = db, settings, sandbox, image
+    def __init__(self, services: Services):
+        self.s = services
+        self.db, self.settings, self.sandbox, self.image = services.db, services.settings, services.sandbox, services.image
 
-    def __call__(self, artifact_ref: str, principal: str, value: Any) -> RunResult:
+    def __call__(self, artifact_ref: str, principal: str, value: Any, parent: RunContext | None = None) -> RunResult:
         artifact = store.get(self.db, artifact_ref)
         ledger.require_principal(self.db, principal)
         if artifact.kind != "code":
@@ -60,71 +81,107 @@ class Invocation:
         limits = run_limits(artifact, self.settings)
         runtime = self.sandbox.runtime(self.settings.runtime)
         run_id = new_run_id()
-        refusal = self._start(run_id, artifact, principal, limits, runtime)
+        ctx = RunContext(
+            run_id=run_id,
+            principal=principal,
+            artifact=artifact,
+            root_run_id=parent.root_run_id if parent else run_id,
+            depth=parent.depth + 1 if parent else 1,
+        )
+        refusal = self._start(ctx, parent, limits, runtime)
         if refusal:
-            return self._finish(run_id, artifact, principal, RunStatus.REJECTED, refusal, None, None, Usage())
-        return self._execute(run_id, artifact, principal, input_text, limits, runtime)
+            return self._finish(ctx, RunStatus.REJECTED, refusal, None, None, Usage())
+        try:
+            return self._execute(ctx, input_text, limits, runtime)
+        finally:
+            self.s.audit.flush()
 
-    def _start(self, run_id: str, artifact: Artifact, principal: str, limits: Limits, runtime: str) -> str | None:
-        """Record the run and hold the price; returns a reason when the run is refused."""
+    def _refusal(self, conn: sqlite3.Connection, ctx: RunContext, limits: Limits) -> str | None:
         over = limits.exceeds(self.settings.max_limits)
-        refusal = f"limits above the kernel's maximum: {', '.join(over)}" if over else None
+        if over:
+            return f"limits above the kernel's maximum: {', '.join(over)}"
+        if ctx.depth > self.settings.max_depth:
+            return f"nesting deeper than {self.settings.max_depth} invocations"
+        in_tree = conn.execute("SELECT COUNT(*) FROM runs WHERE root_run_id = ?", (ctx.root_run_id,)).fetchone()[0]
+        if in_tree > self.settings.max_tree_runs:
+            return f"more than {self.settings.max_tree_runs} runs under one top-level invocation"
+        balance = ledger.balance_in(conn, ctx.principal)
+        if ctx.artifact.price > balance:
+            return f"{ctx.principal} cannot pay the price of {ctx.artifact.price} scrip (balance {balance})"
+        return None
+
+    def _start(self, ctx: RunContext, parent: RunContext | None, limits: Limits, runtime: str) -> str | None:
+        """Record the run and hold the price; returns a reason when the run is refused."""
         with self.db.transaction() as conn:
             conn.execute(
-                "INSERT INTO runs (id, artifact_id, principal, state, runtime, image, limits,"
-                " owner_process, started_at) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
-                (run_id, artifact.id, principal, runtime, self.image, limits.model_dump_json(), process.token(), now()),
-            )
+                "INSERT INTO runs (id, artifact_id, principal, state, runtime, image, limits, owner_process,"
+                " started_at, parent_run_id, root_run_id, depth) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    ctx.run_id, ctx.artifact.id, ctx.principal, runtime, self.image, limits.model_dump_json(),
+                    process.token(), now(), parent.run_id if parent else None, ctx.root_run_id, ctx.depth,
+                ),
+            )  # fmt: skip
             ledger.ensure_mint(conn)
-            if refusal is None and artifact.price > ledger.balance_in(conn, principal):
-                refusal = (
-                    f"{principal} cannot pay the price of {artifact.price} scrip"
-                    f" (balance {ledger.balance_in(conn, principal)})"
-                )
+            refusal = self._refusal(conn, ctx, limits)
             if refusal is None:
-                ledger.open_hold(conn, f"run:{run_id}", principal, artifact.price, run_id=run_id)
+                ledger.open_hold(conn, f"run:{ctx.run_id}", ctx.principal, ctx.artifact.price, run_id=ctx.run_id)
         return refusal
 
-    def _execute(
-        self, run_id: str, artifact: Artifact, principal: str, input_text: str, limits: Limits, runtime: str
-    ) -> RunResult:
-        rundir = RunDir(
-            self.settings.run_dir,
-            run_id,
-            self.settings.workspace_mb,
-            self.settings.result_bytes,
-            self.settings.sandbox_uid,
+    def _execute(self, ctx: RunContext, input_text: str, limits: Limits, runtime: str) -> RunResult:
+        s = self.settings
+        rundir = RunDir(s.run_dir, ctx.run_id, s.workspace_mb, s.result_bytes, s.sandbox_uid)
+        audit = RunAudit(self.s.audit, ctx)
+        proxy = ProxyServer(
+            rundir.path / "kernel.sock",
+            CallHandler(self.s, ctx),
+            audit.refusal,
+            max_message=s.max_message_bytes,
+            max_calls=s.max_calls_per_run,
+            max_connections=s.max_connections_per_run,
         )
+        watcher = WorkspaceWatcher(rundir.work, audit.file_event, s.max_file_events_per_run)
         try:
-            (rundir.inputs / "call.json").write_text(json.dumps({"entrypoint": artifact.entrypoint}))
+            (rundir.inputs / "call.json").write_text(json.dumps({"entrypoint": ctx.artifact.entrypoint}))
             (rundir.inputs / "input.json").write_text(input_text)
-            spec = self._spec(run_id, artifact, limits, runtime, rundir)
+            audit.copy_in(ctx.artifact, input_text.encode())
+            proxy.start()
+            watcher.start()
+            spec = self._spec(ctx, limits, runtime, rundir)
             try:
                 outcome = self.sandbox.run(spec)
             except SandboxError as exc:
-                self._finish(run_id, artifact, principal, RunStatus.KILLED, str(exc), None, None, Usage())
+                self._finish(ctx, RunStatus.KILLED, str(exc), None, None, Usage())
                 raise
-            result, result_size = read_result(rundir.out / "result.json", self.settings.result_bytes)
-            usage = measure(outcome, artifact.size + len(input_text.encode()), result_size, rundir.work)
+            finally:
+                problems = watcher.stop()
+                proxy.close(wait=s.max_limits.wall_seconds)
+            audit.incomplete(problems)
+            problems += audit.walk(rundir.work)
+            result, result_size = read_result(rundir.out / "result.json", s.result_bytes)
+            audit.copy_out(rundir.out / "result.json", result_size)
+            usage = measure(outcome, ctx.artifact.size + len(input_text.encode()), result_size, rundir.work)
+            usage.proxy_calls, usage.proxy_bytes_in, usage.proxy_bytes_out = proxy.calls, proxy.bytes_in, proxy.bytes_out
         finally:
+            watcher.stop()
             rundir.close()
-        status, reason = classify(outcome, result, result_size, limits, self.settings, spec.pids_limit)
+        status, reason = classify(outcome, result, result_size, limits, s, spec.pids_limit)
         value = result.get("value") if status is RunStatus.OK and result else None
-        return self._finish(run_id, artifact, principal, status, reason, outcome, value, usage)
+        return self._finish(ctx, status, reason, outcome, value, usage, incomplete=bool(problems))
 
-    def _spec(self, run_id: str, artifact: Artifact, limits: Limits, runtime: str, rundir: RunDir) -> SandboxSpec:
+    def _spec(self, ctx: RunContext, limits: Limits, runtime: str, rundir: RunDir) -> SandboxSpec:
         s = self.settings
         return SandboxSpec(
-            run_id=run_id,
+            run_id=ctx.run_id,
             image=self.image,
             runtime=runtime,
             command=RUNNER,
-            env={"PYTHONPATH": "/opt/kernel", "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"},
+            env={"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "KERNEL_SOCKET": SOCKET_TARGET},
             mounts=[
-                Mount(source=store.unpacked(s, artifact.id), target="/kernel/pkg"),
+                Mount(source=store.unpacked(s, ctx.artifact.id), target="/kernel/pkg"),
                 Mount(source=rundir.inputs, target="/kernel/in"),
                 Mount(source=rundir.out, target="/kernel/out", read_only=False),
                 Mount(source=rundir.work, target="/work", read_only=False),
+                Mount(source=rundir.path / "kernel.sock", target=SOCKET_TARGET, read_only=False),
             ],
             limits=limits,
             cpus=s.cpus,
@@ -138,24 +195,24 @@ class Invocation:
 
     def _finish(
         self,
-        run_id: str,
-        artifact: Artifact,
-        principal: str,
+        ctx: RunContext,
         status: RunStatus,
         reason: str | None,
         outcome: SandboxOutcome | None,
         value: Any,
         usage: Usage,
+        incomplete: bool = False,
     ) -> RunResult:
         paid = status is RunStatus.OK
+        run_id, artifact = ctx.run_id, ctx.artifact
         with self.db.transaction() as conn:
             if conn.execute("SELECT 1 FROM accounts WHERE id = ?", (ledger.hold_account(f"run:{run_id}"),)).fetchone():
-                to = artifact.owner if paid else principal
+                to = artifact.owner if paid else ctx.principal
                 ledger.settle_hold(conn, f"run:{run_id}", to, kind="price" if paid else "refund", run_id=run_id)
             conn.execute(
                 "UPDATE runs SET state = 'done', status = ?, reason = ?, exit_code = ?, output = ?,"
                 " stdout = ?, stderr = ?, stdout_truncated = ?, stderr_truncated = ?, usage = ?,"
-                " cost = ?, finished_at = ? WHERE id = ?",
+                " cost = ?, audit_incomplete = ?, finished_at = ? WHERE id = ?",
                 (
                     status.value,
                     reason,
@@ -167,11 +224,55 @@ class Invocation:
                     bool(outcome and outcome.stderr_total > len(outcome.stderr)),
                     usage.model_dump_json(),
                     artifact.price if paid else 0,
+                    incomplete,
                     now(),
                     run_id,
                 ),
             )
         return get_run(self.db, run_id)
+
+
+class RunAudit:
+    """The kernel's and the workspace's audit events of one run."""
+
+    def __init__(self, writer: AuditWriter, ctx: RunContext):
+        self.writer, self.ctx = writer, ctx
+
+    def _record(self, source: str, op: str, **kw: Any) -> None:
+        self.writer.record(self.ctx.run_id, self.ctx.principal, source, op, **kw)
+
+    def copy_in(self, artifact: Artifact, input_bytes: bytes) -> None:
+        self._record("kernel", "copy_in", artifact_id=artifact.id, path="/kernel/pkg", size=artifact.size,
+                     digest=artifact.id)  # fmt: skip
+        self._record("kernel", "copy_in", path="/kernel/in/input.json", size=len(input_bytes),
+                     digest=hashlib.sha256(input_bytes).hexdigest())  # fmt: skip
+
+    def copy_out(self, path: Path, size: int) -> None:
+        """The result document the kernel copies out (at most the result cap, on a capped tmpfs)."""
+        if size and path.exists():
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            self._record("kernel", "copy_out", path="/kernel/out/result.json", size=size, digest=digest)
+
+    def incomplete(self, problems: list[str]) -> None:
+        for problem in problems:
+            self._record("file", "audit_incomplete", ok=False, detail=problem)
+
+    def refusal(self, op: str, code: str, message: str, size: int) -> None:
+        self._record("proxy", op, size=size, ok=False, detail=f"{code}: {message}")
+
+    def file_event(self, op: str, path: str, detail: str | None) -> None:
+        self._record("file", op, path=path, detail=detail)
+
+    def walk(self, root: Path) -> list[str]:
+        """Hash every file the run left: the authoritative record of its writes."""
+        try:
+            for rel, size, digest in walk_files(root):
+                self._record("file", "written", path=rel, size=size, digest=digest)
+        except OSError as exc:
+            message = f"the post-run walk failed: {exc}"
+            self._record("file", "audit_incomplete", ok=False, detail=message)
+            return [message]
+        return []
 
 
 def read_result(path: Path, cap: int) -> tuple[dict[str, Any] | None, int]:
@@ -262,6 +363,10 @@ def to_result(row: dict[str, Any]) -> RunResult:
         runtime=row["runtime"],
         image=row["image"],
         limits=Limits.model_validate_json(row["limits"]) if row["limits"] else None,
+        parent_run_id=row["parent_run_id"],
+        root_run_id=row["root_run_id"],
+        depth=row["depth"],
+        audit_incomplete=bool(row["audit_incomplete"]),
         started_at=row["started_at"],
         finished_at=row["finished_at"],
     )

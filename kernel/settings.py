@@ -41,6 +41,18 @@ class Settings(BaseSettings):
     pids_runsc: int = 1024
     sandbox_uid: int = 10001
 
+    # the kernel proxy (kernel_client calls from inside a run)
+    max_message_bytes: int = Field(default=8 * MiB, description="largest single proxy message")
+    max_calls_per_run: int = 1000
+    max_connections_per_run: int = 4
+    max_depth: int = Field(default=8, description="invocations in one chain, the top-level one included")
+    max_tree_runs: int = Field(default=64, description="runs started under one top-level invocation")
+    call_price: int = Field(default=0, description="scrip burned per proxy call, charged to the run's principal")
+
+    # the audit log
+    audit_batch: int = 500
+    max_file_events_per_run: int = 20_000
+
     @field_validator("home")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import tarfile
 import tempfile
 import tomllib
 from pathlib import Path
@@ -21,7 +22,7 @@ from kernel.db import Database, now
 from kernel.errors import Ambiguous, InvalidInput, ManifestError, NotFound, PackageError
 from kernel.ledger import require_principal
 from kernel.models import Artifact, LimitsOverride, Manifest, SubmitResult
-from kernel.package import normal_tar, read_package, untar
+from kernel.package import clean_path, normal_tar, read_package, untar
 from kernel.settings import Settings
 
 MIN_PREFIX = 6
@@ -112,6 +113,7 @@ def to_artifact(row: dict[str, Any]) -> Artifact:
             **row,
             "depends": json.loads(row["depends"]),
             "limits": LimitsOverride.model_validate_json(row["limits"]) if row["limits"] else None,
+            "public": bool(row["public"]),
         }
     )
 
@@ -144,7 +146,7 @@ def write_blob(settings: Settings, artifact_id: str, data: bytes) -> bool:
     return True
 
 
-def submit(db: Database, settings: Settings, path: Path, owner: str) -> SubmitResult:
+def submit(db: Database, settings: Settings, path: Path, owner: str, public: bool = False) -> SubmitResult:
     """Validate and store a package; the same content always yields the same id."""
     require_principal(db, owner)
     files = read_package(path, settings.max_package_files, settings.max_package_bytes)
@@ -158,38 +160,82 @@ def submit(db: Database, settings: Settings, path: Path, owner: str) -> SubmitRe
         over = manifest.kernel.limits.over(settings.default_limits).exceeds(settings.max_limits)
         if over:
             raise ManifestError(f"[tool.kernel.limits] above the kernel's maximum: {', '.join(over)}.")
-    depends = [resolve(db, ref) for ref in manifest.kernel.depends]
+    row = {
+        "name": manifest.project.name,
+        "version": manifest.project.version,
+        "kind": manifest.kernel.kind,
+        "owner": owner,
+        "price": manifest.kernel.price,
+        "entrypoint": manifest.kernel.entrypoint,
+        "target": manifest.kernel.target,
+        "depends": json.dumps([resolve(db, ref) for ref in manifest.kernel.depends]),
+        "limits": manifest.kernel.limits.model_dump_json() if manifest.kernel.limits else None,
+        "public": public,
+    }
+    return store_files(db, settings, files, row)
+
+
+def store_data(
+    db: Database, settings: Settings, owner: str, name: str, files: dict[str, bytes], public: bool
+) -> SubmitResult:
+    """A data artifact written by a run: the files as given, owned by the run's principal."""
+    if not 0 < len(name) <= 100:
+        raise InvalidInput("a data artifact needs a name of 1-100 characters.")
+    if not files:
+        raise InvalidInput("a data artifact needs at least one file.")
+    if len(files) > settings.max_package_files:
+        raise PackageError(f"a data artifact holds at most {settings.max_package_files} files.")
+    clean = {clean_path(path): data for path, data in files.items()}
+    if "" in clean or len(clean) != len(files):
+        raise PackageError("data artifact paths must be distinct, non-empty relative paths.")
+    if sum(len(d) for d in clean.values()) > settings.max_package_bytes:
+        raise PackageError(f"a data artifact holds at most {settings.max_package_bytes} bytes.")
+    row = {
+        "name": name,
+        "version": "0",
+        "kind": "data",
+        "owner": owner,
+        "price": 0,
+        "entrypoint": None,
+        "target": None,
+        "depends": "[]",
+        "limits": None,
+        "public": public,
+    }
+    return store_files(db, settings, clean, row)
+
+
+def store_files(db: Database, settings: Settings, files: dict[str, bytes], row: dict[str, Any]) -> SubmitResult:
+    """Content-address ``files`` and record them with ``row``; an existing id is returned as is."""
     blob = normal_tar(files)
     artifact_id = hashlib.sha256(blob).hexdigest()
     existing = db.one("SELECT * FROM artifacts WHERE id = ?", (artifact_id,))
     if existing:
         return SubmitResult(artifact=to_artifact(existing), created=False)
     new_blob = write_blob(settings, artifact_id, blob)
+    record = {**row, "id": artifact_id, "files": len(files), "size": sum(len(d) for d in files.values())}
     try:
         with db.transaction() as conn:
             conn.execute(
-                "INSERT INTO artifacts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    artifact_id,
-                    manifest.project.name,
-                    manifest.project.version,
-                    manifest.kernel.kind,
-                    owner,
-                    manifest.kernel.price,
-                    manifest.kernel.entrypoint,
-                    manifest.kernel.target,
-                    json.dumps(depends),
-                    manifest.kernel.limits.model_dump_json() if manifest.kernel.limits else None,
-                    len(files),
-                    sum(len(d) for d in files.values()),
-                    now(),
-                ),
+                f"INSERT INTO artifacts ({', '.join(record)}, created_at) VALUES ({', '.join('?' * len(record))}, ?)",
+                (*record.values(), now()),
             )
     except BaseException:
         if new_blob:
             blob_path(settings, artifact_id).unlink(missing_ok=True)
         raise
     return SubmitResult(artifact=get(db, artifact_id), created=True)
+
+
+def read_files(settings: Settings, artifact_id: str) -> dict[str, bytes]:
+    """The files of a stored artifact, from its blob."""
+    files: dict[str, bytes] = {}
+    with tarfile.open(blob_path(settings, artifact_id)) as tar:
+        for info in tar:
+            stream = tar.extractfile(info)
+            if stream is not None:
+                files[info.name] = stream.read()
+    return files
 
 
 def unpacked(settings: Settings, artifact_id: str) -> Path:

@@ -41,7 +41,13 @@ def test_spec_is_locked_down(fake_kernel: Kernel, priced: str) -> None:
     fake_kernel.invoke(priced, "bob", None)
     spec = sandbox.specs[0]
     targets = {m.target: m.read_only for m in spec.mounts}
-    assert targets == {"/kernel/pkg": True, "/kernel/in": True, "/kernel/out": False, "/work": False}
+    assert targets == {
+        "/kernel/pkg": True,
+        "/kernel/in": True,
+        "/kernel/out": False,
+        "/work": False,
+        "/kernel/kernel.sock": False,
+    }
     assert spec.uid != 0 and spec.pids_limit == Settings().pids_runc
     assert spec.limits == Settings().default_limits
 

@@ -1,0 +1,104 @@
+"""What happens inside a run's writable mounts, seen from the host.
+
+While the run lives, ``watchdog`` reports opens, creates, modifications, closes, deletes
+and moves under the workspace. After the run, ``walk`` hashes every file left there: the
+authoritative record of what was written. An inotify overflow, a watch that could not be
+placed, or more events than the per-run cap marks the run's audit incomplete; nothing is
+hidden.
+"""
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers.api import BaseObserver, ObservedWatch
+from watchdog.observers.inotify import InotifyEmitter
+
+Emit = Callable[[str, str, str | None], None]  # (op, path relative to the root, detail)
+
+
+class OverflowAwareEmitter(InotifyEmitter):
+    """An inotify emitter that remembers when the kernel dropped events."""
+
+    def __init__(self, event_queue: object, watch: ObservedWatch, timeout: float = 1.0, **kw: object):
+        super().__init__(event_queue, watch, timeout=timeout, **kw)  # type: ignore[arg-type]
+        self.overflowed = False
+
+    def on_queue_overflow(self) -> None:
+        self.overflowed = True
+        super().on_queue_overflow()
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, watcher: "WorkspaceWatcher"):
+        self.watcher = watcher
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        self.watcher.seen(event)
+
+
+class WorkspaceWatcher:
+    """Watches one folder tree for the duration of a run."""
+
+    def __init__(self, root: Path, emit: Emit, max_events: int):
+        self.root = root
+        self.emit = emit
+        self.max_events = max_events
+        self.count = 0
+        self.stopped = False
+        self.problems: list[str] = []
+        self.observer = BaseObserver(OverflowAwareEmitter, timeout=0.1)
+
+    def start(self) -> None:
+        try:
+            self.observer.schedule(_Handler(self), str(self.root), recursive=True)
+            self.observer.start()
+        except OSError as exc:
+            self.problems.append(f"could not watch the workspace: {exc}")
+
+    def seen(self, event: FileSystemEvent) -> None:
+        self.count += 1
+        if self.count > self.max_events:
+            if self.count == self.max_events + 1:
+                self.problems.append(f"more than {self.max_events} file events; the rest were not recorded")
+            return
+        if event.is_directory and event.event_type == "modified":
+            return  # a file event inside says more
+        kind = "dir_" if event.is_directory else ""
+        path = self._rel(event.src_path)
+        dest = getattr(event, "dest_path", "")
+        self.emit(kind + event.event_type, path, f"to {self._rel(dest)}" if dest else None)
+
+    def stop(self) -> list[str]:
+        """Stop watching; returns why the record is incomplete (empty when it is not)."""
+        if self.stopped:
+            return self.problems
+        self.stopped = True
+        if self.observer.is_alive():
+            self.observer.stop()
+            self.observer.join(timeout=5)
+        if any(getattr(e, "overflowed", False) for e in self.observer.emitters):
+            self.problems.append("the inotify queue overflowed; some file events were lost")
+        return self.problems
+
+    def _rel(self, path: str | bytes) -> str:
+        text = os.fsdecode(path)
+        return os.path.relpath(text, self.root) if text else ""
+
+
+def walk(root: Path) -> Iterator[tuple[str, int, str]]:
+    """(relative path, size, sha256) of every regular file under ``root``, streamed."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            full = os.path.join(dirpath, name)
+            if not os.path.isfile(full) or os.path.islink(full):
+                continue
+            digest, size = hashlib.sha256(), 0
+            with open(full, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+            yield os.path.relpath(full, root), size, digest.hexdigest()

@@ -1,0 +1,166 @@
+"""The audit log: one ``audit_events`` table, written by one batching thread.
+
+Events are queued by whoever sees them (proxy threads, the kernel's copies, workspace
+watchers) and inserted by a single writer thread in transactions of up to ``batch``
+rows, on its own SQLite connection. ``flush()`` returns once everything queued before it
+is committed, so a run's events are all readable when the run returns.
+"""
+
+import csv
+import io
+import json
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from kernel.db import Database, now
+from kernel.errors import InvalidInput, KernelError
+from kernel.models import AuditEvent
+
+COLUMNS = ("at", "run_id", "principal", "source", "op", "artifact_id", "path", "bytes", "digest", "ok", "detail")
+INSERT = f"INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+Row = tuple[Any, ...]
+
+
+class AuditWriter:
+    def __init__(self, db_path: Path, batch: int = 500, interval: float = 0.05):
+        self.db_path, self.batch, self.interval = db_path, batch, interval
+        self.queue: queue.SimpleQueue[Row | threading.Event | None] = queue.SimpleQueue()
+        self.error: BaseException | None = None
+        self.written = 0
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def record(
+        self,
+        run_id: str,
+        principal: str,
+        source: str,
+        op: str,
+        *,
+        artifact_id: str | None = None,
+        path: str | None = None,
+        size: int | None = None,
+        digest: str | None = None,
+        ok: bool = True,
+        detail: str | None = None,
+    ) -> None:
+        self._ensure_thread()
+        self.queue.put((now(), run_id, principal, source, op, artifact_id, path, size, digest, int(ok), detail))
+
+    def record_rows(self, rows: list[Row]) -> None:
+        """Queue pre-built rows (in COLUMNS order): the fast path for bulk producers."""
+        self._ensure_thread()
+        for row in rows:
+            self.queue.put(row)
+
+    def flush(self) -> None:
+        """Block until every event queued so far is committed."""
+        if self._thread is None:
+            return
+        done = threading.Event()
+        self.queue.put(done)
+        done.wait()
+        if self.error is not None:
+            raise KernelError(f"the audit writer failed: {self.error}; events after it were not recorded.")
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self.flush()
+            self.queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+                    self._thread.start()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.db_path, isolation_level=None, timeout=60)
+        try:
+            while True:
+                rows: list[Row] = []
+                waiters: list[threading.Event] = []
+                stop = self._collect(rows, waiters)
+                if rows and self.error is None:
+                    try:
+                        conn.execute("BEGIN IMMEDIATE")
+                        conn.executemany(INSERT, rows)
+                        conn.execute("COMMIT")
+                        self.written += len(rows)
+                    except sqlite3.Error as exc:
+                        self.error = exc
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                for w in waiters:
+                    w.set()
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _collect(self, rows: list[Row], waiters: list[threading.Event]) -> bool:
+        """Gather up to one batch; returns True when asked to stop."""
+        item = self.queue.get()
+        while True:
+            if item is None:
+                return True
+            if isinstance(item, threading.Event):
+                waiters.append(item)
+                return False
+            rows.append(item)
+            if len(rows) >= self.batch:
+                return False
+            try:
+                item = self.queue.get(timeout=self.interval)
+            except queue.Empty:
+                return False
+
+
+def list_events(
+    db: Database,
+    run_id: str | None = None,
+    principal: str | None = None,
+    limit: int | None = 1000,
+    after_id: int = 0,
+) -> list[AuditEvent]:
+    where, params = ["id > ?"], [after_id]
+    if run_id:
+        rows = db.rows("SELECT id FROM runs WHERE id >= ? AND id < ? LIMIT 2", (run_id, run_id + "g"))
+        if len(rows) != 1:
+            raise InvalidInput(f"'{run_id}' matches {len(rows)} runs; `kernel runs` lists them.")
+        where.append("run_id = ?")
+        params.append(rows[0]["id"])
+    if principal:
+        where.append("principal = ?")
+        params.append(principal)
+    sql = f"SELECT * FROM audit_events WHERE {' AND '.join(where)} ORDER BY id"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    return [AuditEvent(**{**r, "ok": bool(r["ok"])}) for r in db.rows(sql, tuple(params))]
+
+
+def export(db: Database, fmt: Literal["jsonl", "csv"]) -> Iterator[str]:
+    """Every audit event as JSON lines or CSV, streamed in pages."""
+    fields = ["id", *COLUMNS]
+    if fmt == "csv":
+        buf = io.StringIO()
+        csv.writer(buf).writerow(fields)
+        yield buf.getvalue()
+    last = 0
+    while page := list_events(db, limit=5000, after_id=last):
+        last = page[-1].id or last
+        if fmt == "jsonl":
+            yield "".join(json.dumps(e.model_dump(mode="json")) + "\n" for e in page)
+        else:
+            buf = io.StringIO()
+            writer = csv.writer(buf)
+            for e in page:
+                writer.writerow([getattr(e, f) if f != "at" else e.at.isoformat() for f in fields])
+            yield buf.getvalue()

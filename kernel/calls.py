@@ -1,0 +1,141 @@
+"""What each kernel_client call does, for the run that made it.
+
+Rights are the run's principal's (DESIGN: a run acts for whoever invoked it): it reads
+public artifacts, its own, and the package it is running; it writes data artifacts that
+its principal owns; it invokes only what its artifact declares in ``depends`` (or
+itself, bounded by the tree's budget); it pays from its principal's account. Every call,
+allowed or refused, is an audit event with its bytes and sha256.
+"""
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kernel import ledger, store
+from kernel.errors import InsufficientFunds, InvalidInput, KernelError, NotFound, PackageError
+from kernel.models import Artifact, RunStatus
+from kernel.proxy import BalanceCall, InvokeCall, ReadCall, Refusal, TransferCall, WriteCall
+
+if TYPE_CHECKING:
+    from kernel.runs import Services
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Who a run is, given by the kernel when it made the run's socket."""
+
+    run_id: str
+    principal: str
+    artifact: Artifact
+    root_run_id: str
+    depth: int
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class CallHandler:
+    def __init__(self, services: "Services", ctx: RunContext):
+        self.s, self.ctx = services, ctx
+
+    def __call__(self, call: Any) -> Any:
+        try:
+            self._charge(call.op)
+            if isinstance(call, BalanceCall):
+                return self.balance()
+            if isinstance(call, TransferCall):
+                return self.transfer(call.args.to, call.args.amount, call.args.memo)
+            if isinstance(call, ReadCall):
+                return self.read(call.args.artifact_id, call.args.path)
+            if isinstance(call, WriteCall):
+                return self.write(call.args.name, call.args.files, call.args.public)
+            if isinstance(call, InvokeCall):
+                return self.invoke(call.args.artifact_id, call.args.input)
+        except InsufficientFunds as exc:
+            raise Refusal("insufficient_funds", str(exc)) from exc
+        except NotFound as exc:
+            raise Refusal("not_found", str(exc)) from exc
+        except (InvalidInput, PackageError) as exc:
+            raise Refusal("invalid", str(exc)) from exc
+        except KernelError as exc:
+            raise Refusal("failed", str(exc)) from exc
+        raise Refusal("invalid", f"unknown call {call.op}")
+
+    def _audit(self, op: str, **kw: Any) -> None:
+        self.s.audit.record(self.ctx.run_id, self.ctx.principal, "proxy", op, **kw)
+
+    def _charge(self, op: str) -> None:
+        price = self.s.settings.call_price
+        if price:
+            with self.s.db.transaction() as conn:
+                ledger.move(
+                    conn, ledger.principal_account(self.ctx.principal), ledger.MINT, price,
+                    kind="call_fee", memo=op, run_id=self.ctx.run_id,
+                )  # fmt: skip
+
+    def balance(self) -> int:
+        value = ledger.balance(self.s.db, self.ctx.principal)
+        self._audit("balance")
+        return value
+
+    def transfer(self, to: str, amount: int, memo: str) -> int:
+        ledger.require_principal(self.s.db, to)
+        with self.s.db.transaction() as conn:
+            ledger.move(
+                conn, ledger.principal_account(self.ctx.principal), ledger.principal_account(to), amount,
+                kind="transfer", memo=memo, run_id=self.ctx.run_id,
+            )  # fmt: skip
+            left = ledger.balance_in(conn, self.ctx.principal)
+        self._audit("transfer", detail=f"{amount} to {to}" + (f": {memo}" if memo else ""))
+        return left
+
+    def _readable(self, ref: str) -> Artifact:
+        art = store.get(self.s.db, ref)
+        if not (art.public or art.owner == self.ctx.principal or art.id == self.ctx.artifact.id):
+            raise Refusal("forbidden", f"artifact {art.short_id} is private to {art.owner}")
+        return art
+
+    def read(self, ref: str, path: str | None) -> Any:
+        art = self._readable(ref)
+        files = store.read_files(self.s.settings, art.id)
+        if path is not None:
+            if path not in files:
+                raise Refusal("not_found", f"artifact {art.short_id} has no file '{path}'")
+            files = {path: files[path]}
+        for name, data in files.items():
+            self._audit("read_artifact", artifact_id=art.id, path=name, size=len(data), digest=sha256(data))
+        encoded = {name: base64.b64encode(data).decode() for name, data in files.items()}
+        return encoded[path] if path is not None else encoded
+
+    def write(self, name: str, files: dict[str, str], public: bool) -> str:
+        try:
+            raw = {path: base64.b64decode(data, validate=True) for path, data in files.items()}
+        except (binascii.Error, ValueError) as exc:
+            raise Refusal("invalid", f"file contents must be base64: {exc}") from exc
+        result = store.store_data(self.s.db, self.s.settings, self.ctx.principal, name, raw, public)
+        art = result.artifact
+        for path, data in raw.items():
+            self._audit("write_artifact", artifact_id=art.id, path=path, size=len(data), digest=sha256(data))
+        self.s.audit.record(
+            self.ctx.run_id, self.ctx.principal, "kernel", "store", artifact_id=art.id, size=art.size,
+            digest=art.id, detail=f"data artifact '{name}'" + ("" if result.created else " (content existed)"),
+        )  # fmt: skip
+        return art.id
+
+    def invoke(self, ref: str, value: Any) -> Any:
+        from kernel.runs import Invocation
+
+        target = store.get(self.s.db, ref)
+        if target.id not in self.ctx.artifact.depends and target.id != self.ctx.artifact.id:
+            raise Refusal(
+                "forbidden", f"{target.short_id} is not in this artifact's depends; declare it in [tool.kernel]"
+            )
+        child = Invocation(self.s)(target.id, self.ctx.principal, value, parent=self.ctx)
+        self._audit("invoke", artifact_id=target.id, detail=f"run {child.id}: {child.status.value}")
+        if child.status is not RunStatus.OK:
+            code = "rejected" if child.status is RunStatus.REJECTED else child.status.value
+            raise Refusal(code, f"run {child.id} of {target.short_id} ended {child.status.value}: {child.reason}")
+        return child.output

@@ -1,0 +1,216 @@
+"""The kernel proxy: one Unix socket per run, the run's only way to reach the kernel.
+
+The socket is created on the host for one run and mounted into that container alone, so
+whoever speaks on it is that run: identity is the socket, never a field of a message.
+The protocol is one JSON object per line each way. Requests are validated by pydantic
+models with ``extra="forbid"``; a malformed, oversized or over-quota message is answered
+with an error and closes that run's connection, never the kernel.
+"""
+
+import contextlib
+import json
+import os
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter, ValidationError
+
+
+class Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InvokeArgs(Args):
+    artifact_id: str = Field(min_length=1, max_length=80)
+    input: Any = None
+
+
+class ReadArgs(Args):
+    artifact_id: str = Field(min_length=1, max_length=80)
+    path: str | None = Field(default=None, max_length=4096)
+
+
+class WriteArgs(Args):
+    name: str = Field(min_length=1, max_length=100)
+    files: dict[str, str]  # path -> base64
+    public: bool = False
+
+
+class TransferArgs(Args):
+    to: str = Field(min_length=1, max_length=40)
+    amount: StrictInt = Field(gt=0)
+    memo: str = Field(default="", max_length=500)
+
+
+class BalanceArgs(Args):
+    pass
+
+
+class InvokeCall(Args):
+    op: Literal["invoke"]
+    args: InvokeArgs
+
+
+class ReadCall(Args):
+    op: Literal["read_artifact"]
+    args: ReadArgs
+
+
+class WriteCall(Args):
+    op: Literal["write_artifact"]
+    args: WriteArgs
+
+
+class TransferCall(Args):
+    op: Literal["transfer"]
+    args: TransferArgs
+
+
+class BalanceCall(Args):
+    op: Literal["balance"]
+    args: BalanceArgs = BalanceArgs()
+
+
+Call = Annotated[InvokeCall | ReadCall | WriteCall | TransferCall | BalanceCall, Field(discriminator="op")]
+CALL = TypeAdapter(Call)
+
+
+class Refusal(Exception):
+    """A call the kernel will not carry out; ``code`` is the kind of refusal."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class Hangup(Exception):
+    """Answer, then close this connection (malformed, oversized or over quota)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+Dispatch = Callable[[Any], Any]  # a validated call -> the value to answer
+OnRefusal = Callable[[str, str, str, int], None]  # (op, code, message, bytes of the message)
+
+
+class ProxyServer:
+    """Serves one run's socket on background threads until ``close()``."""
+
+    def __init__(
+        self,
+        path: Path,
+        dispatch: Dispatch,
+        on_refusal: OnRefusal,
+        *,
+        max_message: int,
+        max_calls: int,
+        max_connections: int,
+    ):
+        self.path = path
+        self.dispatch, self.on_refusal = dispatch, on_refusal
+        self.max_message, self.max_calls, self.max_connections = max_message, max_calls, max_connections
+        self.calls = self.bytes_in = self.bytes_out = 0
+        self.lock = threading.Lock()
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.conns: list[socket.socket] = []
+        self.threads: list[threading.Thread] = []
+        self.closed = threading.Event()
+
+    def start(self) -> None:
+        # Bind through /proc/self/fd so deep state directories do not hit the 108-byte
+        # limit of a socket path; the container sees it at a short path anyway.
+        dirfd = os.open(self.path.parent, os.O_PATH | os.O_DIRECTORY)
+        try:
+            self.listener.bind(f"/proc/self/fd/{dirfd}/{self.path.name}")
+        finally:
+            os.close(dirfd)
+        os.chmod(self.path, 0o666)
+        self.listener.listen(self.max_connections)
+        self._spawn(self._accept)
+
+    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                if len(self.conns) >= self.max_connections:
+                    self._send(conn, {"ok": False, "code": "limit", "error": "too many connections"})
+                    conn.close()
+                    continue
+                self.conns.append(conn)
+            self._spawn(self._serve, conn)
+
+    def _serve(self, conn: socket.socket) -> None:
+        reader = conn.makefile("rb")
+        try:
+            while not self.closed.is_set():
+                line = reader.readline(self.max_message + 1)
+                if not line:
+                    return
+                try:
+                    answer = self._answer(line)
+                except Hangup as stop:
+                    self.on_refusal("message", stop.code, str(stop), len(line))
+                    self._send(conn, {"ok": False, "code": stop.code, "error": str(stop)})
+                    return
+                self._send(conn, answer)
+        except OSError:
+            return
+        finally:
+            reader.close()
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def _answer(self, line: bytes) -> dict[str, Any]:
+        if len(line) > self.max_message or not line.endswith(b"\n"):
+            raise Hangup("too_large", f"a message may be at most {self.max_message} bytes")
+        with self.lock:
+            self.calls += 1
+            self.bytes_in += len(line)
+            if self.calls > self.max_calls:
+                raise Hangup("limit", f"this run may make at most {self.max_calls} calls")
+        try:
+            call = CALL.validate_json(line)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise Hangup("invalid", f"malformed message: {where}: {first['msg']}") from exc
+        try:
+            value = self.dispatch(call)
+        except Refusal as refusal:
+            self.on_refusal(call.op, refusal.code, str(refusal), len(line))
+            return {"ok": False, "code": refusal.code, "error": str(refusal)}
+        return {"ok": True, "value": value}
+
+    def _send(self, conn: socket.socket, answer: dict[str, Any]) -> None:
+        data = json.dumps(answer).encode() + b"\n"
+        with self.lock:
+            self.bytes_out += len(data)
+        with contextlib.suppress(OSError):
+            conn.sendall(data)
+
+    def close(self, wait: float) -> None:
+        """Stop serving; calls in progress (a nested run) get ``wait`` seconds to end."""
+        self.closed.set()
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        with self.lock:
+            for conn in self.conns:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RD)
+        for thread in self.threads:
+            thread.join(timeout=wait)
+        self.path.unlink(missing_ok=True)
