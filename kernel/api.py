@@ -100,7 +100,9 @@ class Kernel:
         return runs.list_runs(self.db, limit, principal)
 
     # -- audit and graph ------------------------------------------------------------------
-    def events(self, run_id: str | None = None, principal: str | None = None, limit: int | None = 1000) -> list[AuditEvent]:
+    def events(
+        self, run_id: str | None = None, principal: str | None = None, limit: int | None = 1000
+    ) -> list[AuditEvent]:
         if principal:
             ledger.require_principal(self.db, principal)
         return list_events(self.db, run_id, principal, limit)

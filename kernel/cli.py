@@ -6,7 +6,7 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 from pydantic import BaseModel
@@ -196,9 +196,12 @@ def ledger_check(ctx: click.Context, as_json: bool) -> None:
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @as_option
+@click.option(
+    "--public", is_flag=True, help="Let every principal read the package's files (kernel_client.read_artifact)."
+)
 @json_option
 @click.pass_context
-def submit(ctx: click.Context, path: Path, principal: str, as_json: bool) -> None:
+def submit(ctx: click.Context, path: Path, principal: str, public: bool, as_json: bool) -> None:
     """Store the package at PATH (a folder, .tar.gz or .zip with a pyproject.toml).
 
     The artifact id is the sha256 of the package's normal form: the same content
@@ -208,7 +211,7 @@ def submit(ctx: click.Context, path: Path, principal: str, as_json: bool) -> Non
     Example:
       kernel submit examples/wordcount --as alice
     """
-    result = kernel_of(ctx).submit(path, principal)
+    result = kernel_of(ctx).submit(path, principal, public)
     a = result.artifact
 
     def human() -> None:
@@ -313,7 +316,13 @@ def print_run(r: RunResult) -> None:
         f" {u.peak_memory_bytes / 2**20:.1f} MiB, in {u.bytes_in} B, out {u.bytes_out} B,"
         f" workspace {u.workspace_bytes} B"
     )
-    out.print(f"cost: {r.cost} scrip")
+    out.print(
+        f"cost: {r.cost} scrip; kernel calls: {u.proxy_calls} ({u.proxy_bytes_in} B in, {u.proxy_bytes_out} B out)"
+    )
+    if r.parent_run_id:
+        out.print(f"invoked by run {r.parent_run_id} (depth {r.depth})")
+    if r.audit_incomplete:
+        out.print("audit: INCOMPLETE (see `kernel audit events --run` for why)")
     for name, text, cut in (("stdout", r.stdout, r.stdout_truncated), ("stderr", r.stderr, r.stderr_truncated)):
         if text:
             out.print(f"{name}{' (truncated)' if cut else ''}:\n{text.rstrip()}", markup=False)
@@ -364,6 +373,91 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """
     r = kernel_of(ctx).run(run_id)
     emit(r, as_json, lambda: print_run(r))
+
+
+# -- audit and graph ----------------------------------------------------------------
+
+
+@main.group()
+def audit() -> None:
+    """Every read and write: proxy calls, kernel copies, files in run workspaces."""
+
+
+@audit.command("events")
+@click.option("--run", "run_id", help="Only events of this run (id or prefix).")
+@click.option("--principal", help="Only events of runs acting for this principal.")
+@click.option("--limit", default=1000, show_default=True, help="At most this many events (0: all).")
+@json_option
+@click.pass_context
+def audit_events(ctx: click.Context, run_id: str | None, principal: str | None, limit: int, as_json: bool) -> None:
+    """List audit events, oldest first.
+
+    Each has its time, run, principal, operation, target (artifact and path),
+    byte count, sha256 and source (proxy, kernel or file).
+
+    \b
+    Example:
+      kernel audit events --run 5be1d0 --json
+    """
+    events = kernel_of(ctx).events(run_id, principal, limit or None)
+
+    def human() -> None:
+        table = Table("id", "time", "run", "principal", "source", "op", "target", "bytes", "sha256", "detail")
+        for e in events:
+            target = " ".join(x for x in ((e.artifact_id or "")[:12], e.path or "") if x)
+            table.add_row(
+                str(e.id), e.at.strftime("%H:%M:%S.%f")[:-3], e.run_id[:8], e.principal, e.source,
+                e.op if e.ok else f"{e.op} (refused)", target, "" if e.bytes is None else str(e.bytes),
+                (e.digest or "")[:12], e.detail or "",
+            )  # fmt: skip
+        out.print(table)
+
+    emit(events, as_json, human)
+
+
+@audit.command("export")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+@click.pass_context
+def audit_export(ctx: click.Context, fmt: Literal["jsonl", "csv"], output: Path | None) -> None:
+    """Export every audit event for offline analysis, streamed as JSON lines or CSV.
+
+    \b
+    Example:
+      kernel audit export --format csv -o events.csv
+    """
+    chunks = kernel_of(ctx).export_events(fmt)
+    if output is None:
+        for chunk in chunks:
+            click.echo(chunk, nl=False)
+        return
+    with output.open("w", encoding="utf-8", newline="") as fh:
+        for chunk in chunks:
+            fh.write(chunk)
+    err.print(f"wrote {output}")
+
+
+@main.command()
+@json_option
+@click.pass_context
+def graph(ctx: click.Context, as_json: bool) -> None:
+    """Print the dependency graph: which artifacts invoked which, how often, how deep.
+
+    \b
+    Example:
+      kernel graph --json
+    """
+    g = kernel_of(ctx).graph()
+
+    def human() -> None:
+        names = {n.id: f"{n.name} ({n.id[:8]})" for n in g.nodes}
+        out.print(f"{len(g.nodes)} artifacts ran, {len(g.edges)} invocation edges, depth {g.depth}")
+        for e in g.edges:
+            out.print(f"  {names.get(e.parent, e.parent[:8])} -> {names.get(e.child, e.child[:8])}  x{e.invocations}")
+        if g.most_reused:
+            out.print("most reused: " + ", ".join(f"{names[n.id]} by {n.invoked_by}" for n in g.most_reused))
+
+    emit(g, as_json, human)
 
 
 # -- engine -------------------------------------------------------------------------

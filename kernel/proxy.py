@@ -145,11 +145,13 @@ class ProxyServer:
             except OSError:
                 return
             with self.lock:
-                if len(self.conns) >= self.max_connections:
-                    self._send(conn, {"ok": False, "code": "limit", "error": "too many connections"})
-                    conn.close()
-                    continue
-                self.conns.append(conn)
+                full = len(self.conns) >= self.max_connections
+                if not full:
+                    self.conns.append(conn)
+            if full:
+                self._send(conn, {"ok": False, "code": "limit", "error": "too many connections"})
+                conn.close()
+                continue
             self._spawn(self._serve, conn)
 
     def _serve(self, conn: socket.socket) -> None:
@@ -170,6 +172,8 @@ class ProxyServer:
             return
         finally:
             reader.close()
+            with self.lock:
+                self.conns.remove(conn)
             with contextlib.suppress(OSError):
                 conn.close()
 

@@ -24,8 +24,8 @@ from kernel.calls import CallHandler, RunContext
 from kernel.db import Database, now
 from kernel.errors import InvalidInput, NotFound, SandboxError
 from kernel.models import Artifact, Limits, RunResult, RunStatus, Usage
-from kernel.sandbox.base import OWNER_LABEL, Mount, Sandbox, SandboxOutcome, SandboxSpec
 from kernel.proxy import ProxyServer
+from kernel.sandbox.base import OWNER_LABEL, Mount, Sandbox, SandboxOutcome, SandboxSpec
 from kernel.sandbox.scratch import RunDir
 from kernel.settings import Settings
 
@@ -70,7 +70,12 @@ class Invocation:
 
     def __init__(self, services: Services):
         self.s = services
-        self.db, self.settings, self.sandbox, self.image = services.db, services.settings, services.sandbox, services.image
+        self.db, self.settings, self.sandbox, self.image = (
+            services.db,
+            services.settings,
+            services.sandbox,
+            services.image,
+        )
 
     def __call__(self, artifact_ref: str, principal: str, value: Any, parent: RunContext | None = None) -> RunResult:
         artifact = store.get(self.db, artifact_ref)
@@ -160,7 +165,11 @@ class Invocation:
             result, result_size = read_result(rundir.out / "result.json", s.result_bytes)
             audit.copy_out(rundir.out / "result.json", result_size)
             usage = measure(outcome, ctx.artifact.size + len(input_text.encode()), result_size, rundir.work)
-            usage.proxy_calls, usage.proxy_bytes_in, usage.proxy_bytes_out = proxy.calls, proxy.bytes_in, proxy.bytes_out
+            usage.proxy_calls, usage.proxy_bytes_in, usage.proxy_bytes_out = (
+                proxy.calls,
+                proxy.bytes_in,
+                proxy.bytes_out,
+            )
         finally:
             watcher.stop()
             rundir.close()

@@ -20,15 +20,32 @@ Emit = Callable[[str, str, str | None], None]  # (op, path relative to the root,
 
 
 class OverflowAwareEmitter(InotifyEmitter):
-    """An inotify emitter that remembers when the kernel dropped events."""
+    """An inotify emitter that remembers when the kernel dropped events (IN_Q_OVERFLOW).
+
+    watchdog tells only its watch group, which rebuilds its watches and logs; the group's
+    callback is wrapped here so the run that lost events can say so.
+    """
 
     def __init__(self, event_queue: object, watch: ObservedWatch, timeout: float = 1.0, **kw: object):
         super().__init__(event_queue, watch, timeout=timeout, **kw)  # type: ignore[arg-type]
         self.overflowed = False
 
+    def on_thread_start(self) -> None:
+        super().on_thread_start()
+        group = self._inotify
+        if group is not None:
+            rebuild = group.on_queue_overflow
+
+            def flagged() -> None:
+                self.overflowed = True
+                rebuild()
+
+            group.on_queue_overflow = flagged  # type: ignore[method-assign]
+
     def on_queue_overflow(self) -> None:
-        self.overflowed = True
-        super().on_queue_overflow()
+        """What the inotify reader calls on IN_Q_OVERFLOW (through the watch group)."""
+        if self._inotify is not None:
+            self._inotify.on_queue_overflow()
 
 
 class _Handler(FileSystemEventHandler):
@@ -76,10 +93,11 @@ class WorkspaceWatcher:
         if self.stopped:
             return self.problems
         self.stopped = True
+        emitters = list(self.observer.emitters)  # stop() unschedules them
         if self.observer.is_alive():
             self.observer.stop()
             self.observer.join(timeout=5)
-        if any(getattr(e, "overflowed", False) for e in self.observer.emitters):
+        if any(getattr(e, "overflowed", False) for e in emitters):
             self.problems.append("the inotify queue overflowed; some file events were lost")
         return self.problems
 

@@ -130,7 +130,8 @@ def list_events(
     limit: int | None = 1000,
     after_id: int = 0,
 ) -> list[AuditEvent]:
-    where, params = ["id > ?"], [after_id]
+    where: list[str] = ["id > ?"]
+    params: list[object] = [after_id]
     if run_id:
         rows = db.rows("SELECT id FROM runs WHERE id >= ? AND id < ? LIMIT 2", (run_id, run_id + "g"))
         if len(rows) != 1:
