@@ -165,7 +165,7 @@ class ProxyServer:
                     answer = self._answer(line)
                 except Hangup as stop:
                     self.on_refusal("message", stop.code, str(stop), len(line))
-                    self._send(conn, {"ok": False, "code": stop.code, "error": str(stop)})
+                    self._send(conn, {"ok": False, "code": stop.code, "error": str(stop), "closed": True})
                     return
                 self._send(conn, answer)
         except OSError:

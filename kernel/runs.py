@@ -175,6 +175,10 @@ class Invocation:
             rundir.close()
         status, reason = classify(outcome, result, result_size, limits, s, spec.pids_limit)
         value = result.get("value") if status is RunStatus.OK and result else None
+        if result and not result.get("ok") and result.get("traceback"):
+            # The artifact's traceback, as it would have printed it, within the kept size.
+            tail = str(result["traceback"]).encode()[-s.kept_output_bytes :]
+            outcome.stderr = (outcome.stderr + b"\n" + tail)[-s.kept_output_bytes :]
         return self._finish(ctx, status, reason, outcome, value, usage, incomplete=bool(problems))
 
     def _spec(self, ctx: RunContext, limits: Limits, runtime: str, rundir: RunDir) -> SandboxSpec:

@@ -6,6 +6,7 @@ itself: nothing sent here can claim to be another principal.
 """
 
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -36,14 +37,29 @@ def _connection():
     return _conn
 
 
+def _drop():
+    global _conn
+    if _conn is not None:
+        with contextlib.suppress(OSError):
+            _conn.close()
+    _conn = None
+
+
 def _call(op, **args):
     conn = _connection()
-    conn.write(json.dumps({"op": op, "args": args}).encode() + b"\n")
-    conn.flush()
-    line = conn.readline()
+    try:
+        conn.write(json.dumps({"op": op, "args": args}).encode() + b"\n")
+        conn.flush()
+        line = conn.readline()
+    except OSError as exc:
+        _drop()
+        raise KernelCallError("closed", f"the connection to the kernel broke: {exc}") from None
     if not line:
+        _drop()
         raise KernelCallError("closed", "the kernel closed this run's connection")
     answer = json.loads(line)
+    if answer.get("closed"):
+        _drop()  # the kernel hung up after this answer; the next call reconnects
     if not answer.get("ok"):
         raise KernelCallError(answer.get("code", "error"), answer.get("error", ""))
     return answer.get("value")
