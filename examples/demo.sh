@@ -1,20 +1,35 @@
 #!/usr/bin/env bash
-# The main job: two principals, an artifact submitted as code, invoked, paid for.
+# The main job: principals, artifacts submitted as code, invoked in sandboxes, paid for;
+# one artifact calling another through the kernel, with the audit log and the graph.
 # State lives in ./.kernel (or $KERNEL_HOME); running it again reuses what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 k() { echo "\$ kernel $*" >&2; kernel "$@"; }
+id_of() { kernel submit "$1" --as "$2" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["artifact"]["id"])'; }
 
 kernel balance alice >/dev/null 2>&1 || k principal create alice --grant 100
 kernel balance bob >/dev/null 2>&1 || k principal create bob --grant 20
+kernel balance carol >/dev/null 2>&1 || k principal create carol --grant 50
 k submit examples/wordcount --as alice
-id=$(kernel submit examples/wordcount --as alice --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["artifact"]["id"])')
+wc=$(id_of examples/wordcount alice)
 echo
 echo "# bob invokes alice's wordcount (price 3 scrip): a fresh, locked-down container runs it"
-k invoke "${id:0:12}" --as bob --input '{"text": "the quick brown fox jumps over the lazy dog the end"}'
+k invoke "${wc:0:12}" --as bob --input '{"text": "the quick brown fox jumps over the lazy dog the end"}'
 echo
-k balance alice
-k balance bob
+echo "# bob's wordstats invokes wordcount once per paragraph, through the kernel proxy"
+pkg=$(mktemp -d)
+trap 'rm -rf "$pkg"' EXIT
+cp examples/wordstats/* "$pkg/"
+echo "$wc" > "$pkg/WORDCOUNT_ID"
+sed -i "s/^price = 2$/price = 2\ndepends = [\"$wc\"]/" "$pkg/pyproject.toml"
+k submit "$pkg" --as bob
+ws=$(id_of "$pkg" bob)
+run=$(kernel invoke "$ws" --as carol --json --input '{"text": "one two three\n\nfour five\n\nsix"}' \
+  | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["id"]); print(json.dumps(r["output"]), file=sys.stderr)')
+echo
+k audit events --run "$run"
+echo
+k graph
+echo
+for p in alice bob carol; do k balance "$p"; done
 k ledger check
-echo
-k runs --limit 3

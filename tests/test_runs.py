@@ -154,3 +154,30 @@ def test_runs_list_newest_first(fake_kernel: Kernel, priced: str) -> None:
     ids = [fake_kernel.invoke(priced, "bob", i).id for i in range(3)]
     assert [r.id for r in fake_kernel.runs()] == ids[::-1]
     assert [r.id for r in fake_kernel.runs(principal="alice")] == []
+
+
+def test_lost_file_events_mark_the_run_incomplete(
+    fake_kernel: Kernel, priced: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kernel.audit.files import WorkspaceWatcher
+
+    real_stop = WorkspaceWatcher.stop
+
+    def overflowed(self: WorkspaceWatcher) -> list[str]:
+        if not self.stopped:
+            self.problems.append("the inotify queue overflowed; some file events were lost")
+        return real_stop(self)
+
+    monkeypatch.setattr(WorkspaceWatcher, "stop", overflowed)
+    r = fake_kernel.invoke(priced, "bob", None)
+    assert r.status is RunStatus.OK and r.audit_incomplete
+    gaps = [e for e in fake_kernel.events(run_id=r.id) if e.op == "audit_incomplete"]
+    assert [e.detail for e in gaps] == ["the inotify queue overflowed; some file events were lost"]
+    assert not gaps[0].ok
+
+
+def test_complete_runs_are_not_marked(fake_kernel: Kernel, priced: str) -> None:
+    r = fake_kernel.invoke(priced, "bob", None)
+    assert not r.audit_incomplete
+    ops = [(e.source, e.op) for e in fake_kernel.events(run_id=r.id)]
+    assert ops[:2] == [("kernel", "copy_in"), ("kernel", "copy_in")] and ("kernel", "copy_out") in ops
