@@ -37,6 +37,8 @@ lint: $(STAMP)
 
 bench: setup
 	$(BIN)/python benchmarks/invoke_latency.py
+	$(BIN)/python benchmarks/proxy_roundtrip.py
+	$(BIN)/python benchmarks/audit_ingest.py
 
 clean:
 	rm -rf $(VENV) .kernel
