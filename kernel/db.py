@@ -15,6 +15,10 @@ from typing import Any
 
 import sqlite_utils
 
+from kernel.errors import Ambiguous, InvalidInput, NotFound
+
+MIN_PREFIX = 6  # shortest id prefix accepted for artifacts and runs
+
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
@@ -194,6 +198,18 @@ class Database:
     def one(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> dict[str, Any] | None:
         found = self.rows(sql, params)
         return found[0] if found else None
+
+    def by_prefix(self, table: str, ref: str, noun: str, listing: str) -> dict[str, Any]:
+        """The one row of ``table`` whose id starts with ``ref`` (ids are lowercase hex)."""
+        ref = ref.strip().lower()
+        if len(ref) < MIN_PREFIX or any(c not in "0123456789abcdef" for c in ref):
+            raise InvalidInput(f"'{ref}' is not {noun} id: give at least {MIN_PREFIX} hex digits.")
+        rows = self.rows(f"SELECT * FROM {table} WHERE id >= ? AND id < ? LIMIT 2", (ref, ref + "g"))
+        if not rows:
+            raise NotFound(f"no {noun.split()[-1]} with id '{ref}': `{listing}` lists them.")
+        if len(rows) > 1:
+            raise Ambiguous(f"'{ref}' matches several {noun.split()[-1]}s; give more digits.")
+        return rows[0]
 
     def close(self) -> None:
         self.conn.close()

@@ -22,7 +22,7 @@ from kernel.audit.files import walk as walk_files
 from kernel.audit.log import AuditWriter
 from kernel.calls import CallHandler, RunContext
 from kernel.db import Database, now
-from kernel.errors import InvalidInput, NotFound, SandboxError
+from kernel.errors import InvalidInput, SandboxError
 from kernel.models import Artifact, Limits, RunResult, RunStatus, Usage
 from kernel.proxy import ProxyServer
 from kernel.sandbox.base import OWNER_LABEL, Mount, Sandbox, SandboxOutcome, SandboxSpec
@@ -386,15 +386,7 @@ def to_result(row: dict[str, Any]) -> RunResult:
 
 
 def get_run(db: Database, ref: str) -> RunResult:
-    ref = ref.strip().lower()
-    if len(ref) < 6:
-        raise InvalidInput(f"'{ref}' is too short for a run id: give at least 6 characters.")
-    rows = db.rows("SELECT * FROM runs WHERE id >= ? AND id < ? LIMIT 2", (ref, ref + "g"))
-    if not rows:
-        raise NotFound(f"no run with id '{ref}': `kernel runs` lists them.")
-    if len(rows) > 1:
-        raise InvalidInput(f"'{ref}' matches several runs; give more characters.")
-    return to_result(rows[0])
+    return to_result(db.by_prefix("runs", ref, "a run", "kernel runs"))
 
 
 def list_runs(db: Database, limit: int = 50, principal: str | None = None) -> list[RunResult]:

@@ -19,13 +19,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from kernel.db import Database, now
-from kernel.errors import Ambiguous, InvalidInput, ManifestError, NotFound, PackageError
+from kernel.errors import InvalidInput, ManifestError, PackageError
 from kernel.ledger import require_principal
 from kernel.models import Artifact, LimitsOverride, Manifest, SubmitResult
 from kernel.package import clean_path, normal_tar, read_package, untar
 from kernel.settings import Settings
-
-MIN_PREFIX = 6
 
 
 def parse_manifest(files: dict[str, bytes]) -> Manifest:
@@ -96,15 +94,12 @@ def check_entrypoint(files: dict[str, bytes], entrypoint: str) -> None:
 
 def resolve(db: Database, ref: str) -> str:
     """The full artifact id for an id or unique prefix."""
+    return str(artifact_row(db, ref)["id"])
+
+
+def artifact_row(db: Database, ref: str) -> dict[str, Any]:
     ref = ref.strip().lower().removeprefix("sha256:")
-    if len(ref) < MIN_PREFIX or any(c not in "0123456789abcdef" for c in ref):
-        raise InvalidInput(f"'{ref}' is not an artifact id: give at least {MIN_PREFIX} hex digits.")
-    rows = db.rows("SELECT id FROM artifacts WHERE id >= ? AND id < ? LIMIT 2", (ref, ref + "g"))
-    if not rows:
-        raise NotFound(f"no artifact with id '{ref}': `kernel artifacts` lists them.")
-    if len(rows) > 1:
-        raise Ambiguous(f"'{ref}' matches several artifacts; give more digits.")
-    return str(rows[0]["id"])
+    return db.by_prefix("artifacts", ref, "an artifact", "kernel artifacts")
 
 
 def to_artifact(row: dict[str, Any]) -> Artifact:
@@ -119,9 +114,7 @@ def to_artifact(row: dict[str, Any]) -> Artifact:
 
 
 def get(db: Database, ref: str) -> Artifact:
-    row = db.one("SELECT * FROM artifacts WHERE id = ?", (resolve(db, ref),))
-    assert row is not None
-    return to_artifact(row)
+    return to_artifact(artifact_row(db, ref))
 
 
 def list_artifacts(db: Database, owner: str | None = None) -> list[Artifact]:

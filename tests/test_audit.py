@@ -45,7 +45,7 @@ def test_query_filters_and_export(fake_kernel: Kernel, make_pkg: PackageFactory)
     k.audit.record("aaaaaaaa01", "alice", "file", "written", path="a,b.txt", size=3, digest="ab")
     k.audit.record("bbbbbbbb02", "bob", "kernel", "copy_in", path="/kernel/in/input.json", size=2)
     k.audit.flush()
-    assert [e.path for e in k.events(run_id="aaaa")] == ["a,b.txt"]
+    assert [e.path for e in k.events(run_id="aaaaaa")] == ["a,b.txt"]
     assert [e.op for e in k.events(principal="bob")] == ["copy_in"]
     lines = "".join(k.export_events("jsonl")).splitlines()
     assert [json.loads(x)["op"] for x in lines] == ["written", "copy_in"]

@@ -70,6 +70,11 @@ def test_every_client_call_round_trips(docker_kernel: Kernel, make_pkg: PackageF
     assert reads[(note.id, "raw.bin")] == (256, sha(bytes(range(256))))
     assert reads[(note.id, "n.txt")] == (10, sha(b"bob's note"))
     assert reads[(public.artifact.id, "table.csv")] == (8, sha(b"a,b\n1,2\n"))
+    writes = {e.path: (e.artifact_id, e.bytes, e.digest) for e in proxy if e.op == "write_artifact"}
+    assert writes == {
+        "n.txt": (note.id, 10, sha(b"bob's note")),
+        "raw.bin": (note.id, 256, sha(bytes(range(256)))),
+    }
     assert all(e.principal == "bob" and e.ok for e in proxy)
 
     kernel = events(k, r.id, "kernel")

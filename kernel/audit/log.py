@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kernel.db import Database, now
-from kernel.errors import InvalidInput, KernelError
+from kernel.errors import KernelError
 from kernel.models import AuditEvent
 
 COLUMNS = ("at", "run_id", "principal", "source", "op", "artifact_id", "path", "bytes", "digest", "ok", "detail")
@@ -133,11 +133,8 @@ def list_events(
     where: list[str] = ["id > ?"]
     params: list[object] = [after_id]
     if run_id:
-        rows = db.rows("SELECT id FROM runs WHERE id >= ? AND id < ? LIMIT 2", (run_id, run_id + "g"))
-        if len(rows) != 1:
-            raise InvalidInput(f"'{run_id}' matches {len(rows)} runs; `kernel runs` lists them.")
         where.append("run_id = ?")
-        params.append(rows[0]["id"])
+        params.append(db.by_prefix("runs", run_id, "a run", "kernel runs")["id"])
     if principal:
         where.append("principal = ?")
         params.append(principal)
