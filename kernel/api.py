@@ -54,9 +54,8 @@ class Kernel:
     def sweep(self) -> dict[str, list[str]]:
         """Remove what crashed kernels left: their runs (refunded), containers and run dirs."""
         recovered = runs.recover(self.db)
-        alive = {r["id"] for r in self.db.rows("SELECT id FROM runs WHERE state = 'running'")}
         containers = self.sandbox.sweep(process.alive)
-        dirs = sweep_run_dirs(self.settings.run_dir, keep=alive)
+        dirs = sweep_run_dirs(self.settings.run_dir, process.alive)
         self._swept = True
         return {"runs": self.recovered + recovered, "containers": containers, "run_dirs": dirs}
 

@@ -144,9 +144,56 @@ def m002_proxy_audit(conn: sqlite3.Connection) -> None:
     )
 
 
+def m003_escrow(conn: sqlite3.Connection) -> None:
+    """The judiciary's tables (it reaches the ledger and runs only through kernel functions)."""
+    run_script(
+        conn,
+        """
+        CREATE TABLE escrows (
+            id TEXT PRIMARY KEY,
+            buyer TEXT NOT NULL REFERENCES principals(name),
+            amount INTEGER NOT NULL CHECK (amount > 0),
+            tests_id TEXT NOT NULL REFERENCES artifacts(id),
+            expected TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('open', 'delivered', 'judged', 'disputed', 'released', 'refunded')),
+            worker TEXT REFERENCES principals(name),
+            deliverable_id TEXT REFERENCES artifacts(id),
+            deadline TEXT,
+            dispute_window INTEGER NOT NULL DEFAULT 0,
+            settles_at TEXT,
+            disputed_by TEXT,
+            dispute_reason TEXT,
+            judging TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX escrows_state ON escrows(state);
+        CREATE TABLE escrow_events (
+            id INTEGER PRIMARY KEY,
+            escrow_id TEXT NOT NULL REFERENCES escrows(id),
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            actor TEXT,
+            detail TEXT
+        );
+        CREATE INDEX escrow_events_escrow ON escrow_events(escrow_id, id);
+        CREATE TABLE verdicts (
+            id TEXT PRIMARY KEY,
+            escrow_id TEXT NOT NULL REFERENCES escrows(id),
+            kind TEXT NOT NULL CHECK (kind IN ('judgement', 'appeal')),
+            passed INTEGER NOT NULL,
+            record TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX verdicts_escrow ON verdicts(escrow_id);
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_proxy_audit", m002_proxy_audit),
+    ("m003_escrow", m003_escrow),
 ]
 
 

@@ -9,6 +9,7 @@ constraint backs the explicit test).
 """
 
 import sqlite3
+from collections.abc import Callable
 
 from pydantic import BaseModel
 
@@ -112,22 +113,37 @@ def move(
     return cur.lastrowid
 
 
-def open_hold(conn: sqlite3.Connection, ref: str, payer: str, amount: int, *, run_id: str) -> str:
-    """Move ``amount`` from ``payer`` into a new hold account named after ``ref``."""
+def open_hold(
+    conn: sqlite3.Connection, ref: str, payer: str, amount: int, *, run_id: str | None = None, memo: str = ""
+) -> int | None:
+    """Move ``amount`` from ``payer`` into a new hold account named after ``ref``; returns the row id."""
     account = hold_account(ref)
     conn.execute("INSERT INTO accounts (id, kind, principal) VALUES (?, 'hold', ?)", (account, payer))
-    move(conn, principal_account(payer), account, amount, kind="hold", run_id=run_id)
-    return account
+    return move(conn, principal_account(payer), account, amount, kind="hold", run_id=run_id, memo=memo)
 
 
-def settle_hold(conn: sqlite3.Connection, ref: str, to: str, *, kind: str, run_id: str) -> int:
-    """Empty a hold into principal ``to``'s account; returns the amount moved."""
+def settle_hold(
+    conn: sqlite3.Connection, ref: str, to: str, *, kind: str, run_id: str | None = None, memo: str = ""
+) -> int | None:
+    """Empty a hold into principal ``to``'s account; returns the ledger row id (None if it was empty)."""
     account = hold_account(ref)
     row = conn.execute("SELECT balance FROM accounts WHERE id = ?", (account,)).fetchone()
     if row is None:
         raise NotFound(f"no hold '{ref}'.")
-    move(conn, account, principal_account(to), row[0], kind=kind, run_id=run_id)
-    return int(row[0])
+    return move(conn, account, principal_account(to), row[0], kind=kind, run_id=run_id, memo=memo)
+
+
+# Clients that hold scrip (the judiciary's escrows) register a function returning the
+# hold accounts they own right now; `check` requires every non-empty hold to have one owner.
+HoldOwners = Callable[[Database], dict[str, str]]  # hold account -> what owns it
+HOLD_OWNERS: list[HoldOwners] = []
+
+
+def run_holds(db: Database) -> dict[str, str]:
+    return {f"hold:run:{r['id']}": f"run {r['id']}" for r in db.rows("SELECT id FROM runs WHERE state = 'running'")}
+
+
+HOLD_OWNERS.append(run_holds)
 
 
 class LedgerReport(BaseModel):
@@ -163,11 +179,15 @@ def check(db: Database) -> LedgerReport:
     supply = -totals["mint"]
     if totals["principal"] + totals["hold"] != supply:
         problems.append(f"principals ({totals['principal']}) + holds ({totals['hold']}) != supply ({supply})")
-    for hold in db.rows(
-        "SELECT a.id FROM accounts a WHERE a.kind = 'hold' AND a.balance > 0 AND NOT EXISTS"
-        " (SELECT 1 FROM runs r WHERE 'hold:run:' || r.id = a.id AND r.state = 'running')"
-    ):
-        problems.append(f"{hold['id']} holds scrip but no run in flight owns it")
+    owners: dict[str, list[str]] = {}
+    for registry in HOLD_OWNERS:
+        for account, owner in registry(db).items():
+            owners.setdefault(account, []).append(owner)
+    for hold in db.rows("SELECT id FROM accounts WHERE kind = 'hold' AND balance > 0"):
+        found = owners.get(hold["id"], [])
+        if len(found) != 1:
+            what = "nothing in flight owns it" if not found else f"{len(found)} owners claim it"
+            problems.append(f"{hold['id']} holds scrip but {what}")
     return LedgerReport(
         ok=not problems,
         supply=supply,

@@ -134,7 +134,7 @@ class Invocation:
 
     def _execute(self, ctx: RunContext, input_text: str, limits: Limits, runtime: str) -> RunResult:
         s = self.settings
-        rundir = RunDir(s.run_dir, ctx.run_id, s.workspace_mb, s.result_bytes, s.sandbox_uid)
+        rundir = RunDir(s.run_dir, ctx.run_id, s.workspace_mb, s.result_bytes, s.sandbox_uid, process.token())
         audit = RunAudit(self.s.audit, ctx)
         proxy = ProxyServer(
             rundir.path / "kernel.sock",
@@ -325,6 +325,25 @@ def tree_size(root: Path) -> int:
     return total
 
 
+def limit_status(
+    outcome: SandboxOutcome, limits: Limits, settings: Settings, pids_limit: int
+) -> tuple[RunStatus, str] | None:
+    """The status of a run that a limit ended (wall, CPU, output, processes, memory), if one did."""
+    if outcome.timed_out:
+        return RunStatus.TIMEOUT, f"still running after the wall limit of {limits.wall_seconds} s; killed"
+    if outcome.output_exceeded:
+        return RunStatus.OUTPUT_LIMIT, f"printed more than {settings.output_bytes} bytes; killed"
+    if outcome.pids_exhausted:
+        return RunStatus.KILLED, f"reached the process limit{f' ({pids_limit})' if pids_limit else ''}; killed"
+    if outcome.oom_killed:
+        return RunStatus.MEMORY_LIMIT, f"exceeded the memory limit of {limits.memory_mb} MB; killed"
+    if outcome.died:
+        return RunStatus.KILLED, "the sandbox stopped before the run finished (a limit was hit inside it)"
+    if outcome.cpu_exceeded or outcome.exit_code == SIGXCPU_EXIT:
+        return RunStatus.TIMEOUT, f"used its CPU limit of {limits.cpu_seconds} s; killed"
+    return None
+
+
 def classify(
     outcome: SandboxOutcome,
     result: dict[str, Any] | None,
@@ -334,20 +353,13 @@ def classify(
     pids_limit: int,
 ) -> tuple[RunStatus, str | None]:
     """The run's status and, unless ok, the reason in words."""
-    if outcome.timed_out:
-        return RunStatus.TIMEOUT, f"still running after the wall limit of {limits.wall_seconds} s; killed"
-    if outcome.output_exceeded:
-        return RunStatus.OUTPUT_LIMIT, f"printed more than {settings.output_bytes} bytes; killed"
-    if result_size > settings.result_bytes:
+    if result_size > settings.result_bytes and not outcome.stopped_by_kernel:
         return RunStatus.OUTPUT_LIMIT, f"returned {result_size} bytes, above the cap of {settings.result_bytes}"
-    if outcome.pids_exhausted and not (result and result.get("ok")):
-        return RunStatus.KILLED, f"reached the process limit ({pids_limit}); killed"
-    if outcome.oom_killed:
-        return RunStatus.MEMORY_LIMIT, f"exceeded the memory limit of {limits.memory_mb} MB; killed"
-    if outcome.died:
-        return RunStatus.KILLED, "the sandbox stopped before the run finished (a limit was hit inside it)"
-    if outcome.cpu_exceeded or outcome.exit_code == SIGXCPU_EXIT:
-        return RunStatus.TIMEOUT, f"used its CPU limit of {limits.cpu_seconds} s; killed"
+    if outcome.pids_exhausted and result and result.get("ok"):
+        return RunStatus.OK, None  # it hit the process limit but recovered and returned
+    stopped = limit_status(outcome, limits, settings, pids_limit)
+    if stopped:
+        return stopped
     if result is None:
         return RunStatus.ERROR, f"exited (code {outcome.exit_code}) without returning a value"
     if result.get("ok"):

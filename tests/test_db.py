@@ -11,12 +11,12 @@ from kernel.db import Database
 
 def test_migrations_apply_once(tmp_path: Path) -> None:
     d = Database(tmp_path / "k.db")
-    assert [r["name"] for r in d.rows("SELECT name FROM _migrations")] == ["m001_initial", "m002_proxy_audit"]
+    assert [r["name"] for r in d.rows("SELECT name FROM _migrations")] == ["m001_initial", "m002_proxy_audit", "m003_escrow"]
     assert d.migrate() == []
     assert d.rows("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
     d.close()
     again = Database(tmp_path / "k.db")
-    assert len(again.rows("SELECT name FROM _migrations")) == 2
+    assert len(again.rows("SELECT name FROM _migrations")) == 3
 
 
 def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,7 +29,7 @@ def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path, monkeypatch: 
         Database(tmp_path / "k.db")
     conn = sqlite3.connect(tmp_path / "k.db")
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'half'").fetchone() is None
-    assert conn.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0] == 2
+    assert conn.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0] == 3
 
 
 def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:

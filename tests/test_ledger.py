@@ -39,7 +39,11 @@ def test_hold_and_settle(fake_kernel: Kernel) -> None:
     assert fake_kernel.balance("alice") == 70
     assert fake_kernel.ledger_check().holds_total == 30
     with fake_kernel.db.transaction() as conn:
-        assert ledger.settle_hold(conn, "t1", "bob", kind="price", run_id="t1") == 30
+        row = ledger.settle_hold(conn, "t1", "bob", kind="price", run_id="t1")
+    assert fake_kernel.db.one("SELECT amount, credit FROM ledger WHERE id = ?", (row,)) == {
+        "amount": 30,
+        "credit": "principal:bob",
+    }
     assert fake_kernel.balance("bob") == 40
     assert fake_kernel.ledger_check().ok
 
@@ -48,7 +52,7 @@ def test_orphan_hold_is_reported(fake_kernel: Kernel) -> None:
     with fake_kernel.db.transaction() as conn:
         ledger.open_hold(conn, "run:nobody", "alice", 5, run_id="nobody")
     report = fake_kernel.ledger_check()
-    assert not report.ok and "no run in flight owns it" in report.problems[0]
+    assert not report.ok and "nothing in flight owns it" in report.problems[0]
     with fake_kernel.db.transaction() as conn:  # put it back so the fixture's check passes
         ledger.settle_hold(conn, "run:nobody", "alice", kind="refund", run_id="nobody")
 

@@ -12,10 +12,12 @@ import ctypes
 import ctypes.util
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from kernel.errors import SandboxError
 
+OWNER_FILE = ".owner"
 MS_NOSUID, MS_NODEV = 2, 4
 MNT_DETACH = 2
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -52,9 +54,10 @@ def unmount(path: Path) -> None:
 class RunDir:
     """The run's host directory; ``close()`` unmounts and deletes it."""
 
-    def __init__(self, root: Path, run_id: str, workspace_mb: int, result_bytes: int, uid: int):
+    def __init__(self, root: Path, run_id: str, workspace_mb: int, result_bytes: int, uid: int, owner: str):
         self.path = root / run_id
         self.path.mkdir(parents=True, exist_ok=False)
+        (self.path / OWNER_FILE).write_text(owner)  # so a sweep can tell a live run from a crashed one
         self.inputs = self.path / "in"
         self.out = self.path / "out"
         self.work = self.path / "work"
@@ -83,13 +86,17 @@ def remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def sweep(root: Path, keep: set[str]) -> list[str]:
-    """Remove run directories not in ``keep`` (left by a crashed kernel)."""
+def sweep(root: Path, owner_alive: Callable[[str], bool]) -> list[str]:
+    """Remove run directories whose owner process is gone (left by a crashed kernel)."""
     if not root.is_dir():
         return []
     removed = []
     for entry in root.iterdir():
-        if entry.name not in keep:
+        try:
+            owner = (entry / OWNER_FILE).read_text()
+        except OSError:
+            owner = ""
+        if not (owner and owner_alive(owner)):
             remove(entry)
             removed.append(entry.name)
     return removed

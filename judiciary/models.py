@@ -1,0 +1,80 @@
+"""The judiciary's records: escrows, test outcomes, suite runs and verdicts."""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel
+
+from kernel.models import Limits
+
+Outcome = Literal["passed", "failed", "error", "skipped", "xfailed", "xpassed", "missing", "flaky"]
+EscrowState = Literal["open", "delivered", "judged", "disputed", "released", "refunded"]
+
+
+class TestOutcome(BaseModel):
+    nodeid: str
+    outcome: Outcome
+    duration: float = 0.0
+    detail: str | None = None
+
+
+class SuiteRun(BaseModel):
+    """One run of the suite in a fresh sandbox, as the kernel saw it and as pytest reported it."""
+
+    status: str  # the sandbox run's status: ok, timeout, memory_limit, output_limit, killed
+    problem: str | None = None  # why this run cannot count as a pass, if it cannot
+    exit_code: int | None = None
+    report_exit_code: int | None = None
+    tests: list[TestOutcome] = []
+    replaced: list[str] = []
+    canary: Outcome | None = None
+    wall_seconds: float = 0.0
+    stdout_tail: str = ""
+
+
+class Verdict(BaseModel):
+    """A judgement, reproducible from what it records."""
+
+    id: str
+    escrow_id: str
+    kind: Literal["judgement", "appeal"]
+    passed: bool
+    reason: str
+    rule: str
+    tests: list[TestOutcome]
+    flaky: list[str] = []
+    runs: list[SuiteRun]
+    deliverable_digest: str
+    tests_digest: str
+    image: str
+    runtime: str
+    limits: Limits
+    ledger_rows: list[int] = []
+    created_at: datetime
+
+
+class EscrowEvent(BaseModel):
+    at: datetime
+    kind: str
+    actor: str | None = None
+    detail: str | None = None
+
+
+class Escrow(BaseModel):
+    id: str
+    buyer: str
+    amount: int
+    tests_id: str
+    expected: list[str]
+    state: EscrowState
+    worker: str | None = None
+    deliverable_id: str | None = None
+    deadline: datetime | None = None
+    dispute_window: int = 0
+    settles_at: datetime | None = None
+    disputed_by: str | None = None
+    dispute_reason: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    verdicts: list[Verdict] = []
+    history: list[EscrowEvent] = []

@@ -1,0 +1,93 @@
+"""Reading what a suite run left: the sealed pytest report, checked, never stdout.
+
+The report counts only if its HMAC verifies under the judgement's nonce (the deliverable
+never sees it), its exit status matches the process's, no watched pytest or unittest
+internal was replaced, and the canary test, built to fail, failed.
+"""
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+from typing import Any
+
+from judiciary.models import Outcome, SuiteRun, TestOutcome
+
+REPORT_CAP = 8 * 1024 * 1024
+
+
+def read_sealed(path: Path, nonce: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """The report body, or None and why it cannot be used."""
+    try:
+        if path.stat().st_size > REPORT_CAP:
+            return None, "the report is larger than any real one; rejected"
+        doc = json.loads(path.read_bytes())
+        body, mac = doc["body"], doc["mac"]
+    except FileNotFoundError:
+        return None, "pytest never wrote its report (the process was stopped or exited early)"
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, "the report is not a sealed report (forged or damaged)"
+    expected = hmac.new(nonce, str(body).encode(), hashlib.sha256).hexdigest()
+    if not isinstance(mac, str) or not hmac.compare_digest(mac, expected):
+        return None, "the report's seal does not verify: it was not written by the judge (forged report)"
+    return json.loads(body), None
+
+
+def outcome_of(phases: dict[str, dict[str, Any]]) -> tuple[Outcome, float, str | None]:
+    """One test's outcome from its setup/call/teardown phases."""
+    duration = sum(float(p.get("duration", 0)) for p in phases.values())
+    errors = [p.get("error") for p in phases.values() if p.get("outcome") == "failed"]
+    for when in ("setup", "teardown"):
+        if phases.get(when, {}).get("outcome") == "failed":
+            return "error", duration, errors[0] if errors else None
+    call = phases.get("call")
+    setup = phases.get("setup", {})
+    if call is None:
+        if setup.get("outcome") == "skipped":
+            return ("xfailed" if setup.get("xfail") else "skipped"), duration, None
+        return "missing", duration, None
+    if call.get("outcome") == "skipped":
+        return ("xfailed" if call.get("xfail") else "skipped"), duration, None
+    if call.get("outcome") == "failed":
+        return "failed", duration, call.get("error")
+    return ("xpassed" if call.get("xfail") else "passed"), duration, None
+
+
+def suite_run(
+    status: str,
+    problem: str | None,
+    exit_code: int | None,
+    body: dict[str, Any] | None,
+    expected: list[str],
+    canary: str | None,
+    wall: float,
+    stdout: str,
+) -> SuiteRun:
+    run = SuiteRun(status=status, problem=problem, exit_code=exit_code, wall_seconds=wall, stdout_tail=stdout[-2000:])
+    reported: dict[str, dict[str, Any]] = (body or {}).get("tests", {})
+    run.tests = []
+    for nodeid in expected:
+        if nodeid in reported:
+            outcome, duration, detail = outcome_of(reported[nodeid])
+        else:
+            outcome, duration, detail = "missing", 0.0, "never reported"
+        run.tests.append(TestOutcome(nodeid=nodeid, outcome=outcome, duration=duration, detail=detail))
+    if body is None:
+        return run
+    run.report_exit_code = body.get("exit_code")
+    run.replaced = list(body.get("replaced", []))
+    if canary is not None:
+        run.canary = outcome_of(reported[canary])[0] if canary in reported else "missing"
+    if run.problem is None:
+        run.problem = integrity_problem(run, canary)
+    return run
+
+
+def integrity_problem(run: SuiteRun, canary: str | None) -> str | None:
+    if run.report_exit_code != run.exit_code:
+        return f"pytest reported exit status {run.report_exit_code} but the process exited {run.exit_code}"
+    if run.replaced:
+        return "pytest or unittest internals were replaced during the run: " + ", ".join(run.replaced[:5])
+    if canary is not None and run.canary != "failed":
+        return f"tampering: a test built to fail was reported {run.canary}"
+    return None
