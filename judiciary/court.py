@@ -12,6 +12,7 @@ that process dies, the claim lapses and the escrow can be judged again.
 import json
 import re
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,14 +57,18 @@ def stamp(seconds: int) -> str:
 
 
 class Court:
-    def __init__(self, kernel: Kernel, appeal_runs: int = 3):
+    def __init__(self, kernel: Kernel, appeal_runs: int = 3, runner: Callable[[], SuiteRunner] | None = None):
         self.k = kernel
         self.db = kernel.db
         self.appeal_runs = appeal_runs
+        self._make_runner = runner or self._sandbox_runner
 
-    def _runner(self) -> SuiteRunner:
+    def _sandbox_runner(self) -> SuiteRunner:
         self.k.sweep()  # containers and folders of judges that died
         return SuiteRunner(JudgeServices(self.db, self.k.settings, self.k.sandbox, self.k.image()))
+
+    def _runner(self) -> SuiteRunner:
+        return self._make_runner()
 
     # -- reading ------------------------------------------------------------------------
     def show(self, ref: str) -> Escrow:
@@ -186,8 +191,8 @@ class Court:
                 state = conn.execute("SELECT state, judging FROM escrows WHERE id = ?", (escrow.id,)).fetchone()
                 if state[0] != escrow.state or state[1] != process.token():
                     raise Busy(f"escrow {escrow.id} was settled by another judge meanwhile.")
-                final = kind == "appeal" or escrow.dispute_window == 0
-                if final:
+                self._event(conn, escrow.id, kind, None, f"{'pass' if verdict.passed else 'fail'}: {verdict.reason}")
+                if kind == "appeal" or escrow.dispute_window == 0:
                     verdict.ledger_rows = self._settle(conn, escrow, verdict.passed)
                 else:
                     conn.execute(
@@ -198,7 +203,6 @@ class Court:
                     "INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?)",
                     (verdict.id, escrow.id, kind, verdict.passed, verdict.model_dump_json(), now()),
                 )
-                self._event(conn, escrow.id, kind, None, f"{'pass' if verdict.passed else 'fail'}: {verdict.reason}")
         finally:
             with self.db.transaction() as conn:
                 conn.execute("UPDATE escrows SET judging = NULL WHERE id = ? AND judging = ?", (escrow.id, process.token()))
@@ -230,8 +234,8 @@ class Court:
             runs=suite_runs,
             deliverable_digest=deliverable.id,
             tests_digest=tests.id,
-            image=self.k.image(),
-            runtime=self.k.sandbox.runtime(self.k.settings.runtime),
+            image=runner.image,
+            runtime=runner.runtime,
             limits=suite_limits(tests, self.k.settings),
             created_at=datetime.now(UTC),
         )

@@ -12,6 +12,8 @@ EscrowState = Literal["open", "delivered", "judged", "disputed", "released", "re
 
 
 class TestOutcome(BaseModel):
+    __test__ = False  # a model, not a pytest test class
+
     nodeid: str
     outcome: Outcome
     duration: float = 0.0

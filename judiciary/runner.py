@@ -67,6 +67,14 @@ class SuiteRunner:
     def __init__(self, services: JudgeServices):
         self.s = services
 
+    @property
+    def image(self) -> str:
+        return self.s.image
+
+    @property
+    def runtime(self) -> str:
+        return self.s.sandbox.runtime(self.s.settings.runtime)
+
     def collect(self, tests: Artifact) -> list[str]:
         """The suite's test ids, collected against a stand-in for the target module."""
         assert tests.target is not None

@@ -175,6 +175,8 @@ def ledger_check(ctx: click.Context, as_json: bool) -> None:
     Example:
       kernel ledger check --json
     """
+    import judiciary.court  # noqa: F401 - registers escrow holds with the check
+
     report = kernel_of(ctx).ledger_check()
 
     def human() -> None:
@@ -563,6 +565,14 @@ def sweep(ctx: click.Context, as_json: bool) -> None:
     done = kernel_of(ctx).sweep()
     emit(done, as_json, lambda: out.print(", ".join(f"{k}: {len(v)}" for k, v in done.items())))
 
+
+def _add_judiciary() -> None:
+    from judiciary.cli import escrow
+
+    main.add_command(escrow)
+
+
+_add_judiciary()
 
 if __name__ == "__main__":
     main()

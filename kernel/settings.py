@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     max_tree_runs: int = Field(default=64, description="runs started under one top-level invocation")
     call_price: int = Field(default=0, description="scrip burned per proxy call, charged to the run's principal")
 
+    # the judiciary
+    appeal_runs: int = Field(default=3, description="suite runs in fresh sandboxes when a verdict is disputed")
+
     # the audit log
     audit_batch: int = 500
     max_file_events_per_run: int = 20_000
