@@ -39,6 +39,7 @@ bench: setup
 	$(BIN)/python benchmarks/invoke_latency.py
 	$(BIN)/python benchmarks/proxy_roundtrip.py
 	$(BIN)/python benchmarks/audit_ingest.py
+	$(BIN)/python benchmarks/judge_overhead.py
 
 clean:
 	rm -rf $(VENV) .kernel

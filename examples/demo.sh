@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 k() { echo "\$ kernel $*" >&2; kernel "$@"; }
 id_of() { kernel submit "$1" --as "$2" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["artifact"]["id"])'; }
 
-kernel balance alice >/dev/null 2>&1 || k principal create alice --grant 100
+kernel balance alice >/dev/null 2>&1 || k principal create alice --grant 500
 kernel balance bob >/dev/null 2>&1 || k principal create bob --grant 20
 kernel balance carol >/dev/null 2>&1 || k principal create carol --grant 50
+kernel balance mallory >/dev/null 2>&1 || k principal create mallory
 k submit examples/wordcount --as alice
 wc=$(id_of examples/wordcount alice)
 echo
@@ -31,5 +32,19 @@ k audit events --run "$run"
 echo
 k graph
 echo
-for p in alice bob carol; do k balance "$p"; done
+echo "# escrow: alice locks 40 scrip against her private test suite for a sort function"
+suite=$(id_of examples/sorter-tests alice)
+escrow_id() { python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
+honest=$(kernel escrow open --as alice --amount 40 --tests "${suite:0:12}" --deadline 1d --json | escrow_id)
+echo "\$ kernel escrow open --as alice --amount 40 --tests ${suite:0:12} --deadline 1d  ->  escrow $honest"
+k escrow deliver "$honest" --as bob --artifact "$(id_of examples/sorter bob)"
+k escrow judge "$honest"
+echo
+echo "# mallory delivers a wrong sort that rewrites pytest's reports to 'passed' at import"
+cheat=$(kernel escrow open --as alice --amount 40 --tests "${suite:0:12}" --json | escrow_id)
+echo "\$ kernel escrow open --as alice --amount 40 --tests ${suite:0:12}  ->  escrow $cheat"
+k escrow deliver "$cheat" --as mallory --artifact "$(id_of examples/sorter-cheat mallory)"
+k escrow judge "$cheat" || echo "(judge exits 1: the verdict is a fail and alice is refunded)"
+echo
+for p in alice bob carol mallory; do k balance "$p"; done
 k ledger check

@@ -44,6 +44,8 @@ def print_escrow(e: Escrow, verbose: bool = True) -> None:
     for v in e.verdicts:
         out.print(f"{v.kind}: [bold]{'PASS' if v.passed else 'FAIL'}[/bold] - {v.reason}")
         if verbose:
+            if any(r.problem for r in v.runs):
+                out.print("(the outcomes below are as that run reported them; the run is not trusted, see above)")
             table = Table("test", "outcome", "seconds")
             for t in v.tests:
                 table.add_row(t.nodeid, t.outcome, f"{t.duration:.3f}")
@@ -63,13 +65,19 @@ def escrow() -> None:
 @escrow.command("open")
 @click.option("--as", "principal", required=True, help="The buyer.")
 @click.option("--amount", type=int, required=True, help="Scrip moved into the hold now.")
-@click.option("--tests", "tests_id", required=True, help="The tests artifact (kind = \"tests\").")
+@click.option("--tests", "tests_id", required=True, help='The tests artifact (kind = "tests").')
 @click.option("--deadline", help="Refund if nothing is delivered within this long (e.g. 2h, 3d).")
 @click.option("--dispute-window", default="0s", show_default=True, help="How long a verdict waits for an appeal.")
 @json_option
 @click.pass_context
 def open_cmd(
-    ctx: click.Context, principal: str, amount: int, tests_id: str, deadline: str | None, dispute_window: str, as_json: bool
+    ctx: click.Context,
+    principal: str,
+    amount: int,
+    tests_id: str,
+    deadline: str | None,
+    dispute_window: str,
+    as_json: bool,
 ) -> None:
     """Lock scrip against a test suite. The suite's test ids are collected now, in a sandbox.
 

@@ -94,14 +94,18 @@ class Court:
         return Escrow(**{**data, "expected": json.loads(row["expected"])}, verdicts=verdicts, history=history)
 
     # -- open and deliver ---------------------------------------------------------------
-    def open(self, buyer: str, amount: int, tests_ref: str, deadline: str | None = None, dispute_window: str = "0s") -> Escrow:
+    def open(
+        self, buyer: str, amount: int, tests_ref: str, deadline: str | None = None, dispute_window: str = "0s"
+    ) -> Escrow:
         """Collect the suite's test ids in a sandbox, then move ``amount`` into a hold."""
         ledger.require_principal(self.db, buyer)
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
             raise InvalidInput("--amount must be a positive whole number of scrip.")
         tests = store.get(self.db, tests_ref)
         if tests.kind != "tests":
-            raise InvalidInput(f"artifact {tests.short_id} is a {tests.kind} artifact; give a tests artifact (kind = \"tests\").")
+            raise InvalidInput(
+                f'artifact {tests.short_id} is a {tests.kind} artifact; give a tests artifact (kind = "tests").'
+            )
         if self.k.balance(buyer) < amount:
             raise InsufficientFunds(f"{buyer} has {self.k.balance(buyer)} scrip and cannot lock {amount}.")
         deadline_at = stamp(parse_duration(deadline)) if deadline else None
@@ -167,7 +171,11 @@ class Court:
         if escrow.state == "disputed" or any(v.kind == "appeal" for v in escrow.verdicts):
             raise EscrowStateError(f"escrow {escrow.id} was already disputed; the appeal verdict is final.")
         if escrow.state != "judged":
-            why = "was settled with no dispute window" if escrow.state in ("released", "refunded") else f"is {escrow.state}"
+            why = (
+                "was settled with no dispute window"
+                if escrow.state in ("released", "refunded")
+                else f"is {escrow.state}"
+            )
             raise EscrowStateError(f"escrow {escrow.id} {why}; only a judged escrow within its window can be disputed.")
         with self.db.transaction() as conn:
             changed = conn.execute(
@@ -205,14 +213,18 @@ class Court:
                 )
         finally:
             with self.db.transaction() as conn:
-                conn.execute("UPDATE escrows SET judging = NULL WHERE id = ? AND judging = ?", (escrow.id, process.token()))
+                conn.execute(
+                    "UPDATE escrows SET judging = NULL WHERE id = ? AND judging = ?", (escrow.id, process.token())
+                )
         return self.show(escrow.id)
 
     def _claim(self, escrow: Escrow) -> None:
         with self.db.transaction() as conn:
             holder = conn.execute("SELECT judging FROM escrows WHERE id = ?", (escrow.id,)).fetchone()[0]
             if holder and holder != process.token() and process.alive(holder):
-                raise Busy(f"escrow {escrow.id} is being judged by another kernel process (pid {holder.split(':')[0]}).")
+                raise Busy(
+                    f"escrow {escrow.id} is being judged by another kernel process (pid {holder.split(':')[0]})."
+                )
             conn.execute("UPDATE escrows SET judging = ? WHERE id = ?", (process.token(), escrow.id))
 
     def _verdict(self, escrow: Escrow, kind: str, runs: int) -> Verdict:
@@ -242,7 +254,9 @@ class Court:
 
     def _settle(self, conn: Any, escrow: Escrow, passed: bool) -> list[int]:
         """Pay the hold to the worker (passed) or back to the buyer; one ledger row."""
-        to, state, kind = (escrow.worker, "released", "escrow_release") if passed else (escrow.buyer, "refunded", "escrow_refund")
+        to, state, kind = (
+            (escrow.worker, "released", "escrow_release") if passed else (escrow.buyer, "refunded", "escrow_refund")
+        )
         assert to is not None
         row = ledger.settle_hold(conn, f"escrow:{escrow.id}", to, kind=kind, memo=f"escrow {escrow.id}")
         conn.execute(

@@ -12,6 +12,7 @@ import secrets
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from judiciary.errors import SuiteError
 from judiciary.models import SuiteRun
@@ -52,6 +53,18 @@ def __getattr__(name):
 
 
 @dataclass
+class RawRun:
+    """What one suite run left: the verified report body (or None and why), as the host saw it."""
+
+    body: dict[str, Any] | None
+    status: str
+    problem: str | None
+    exit_code: int | None
+    wall: float
+    stdout: str
+
+
+@dataclass
 class JudgeServices:
     db: Database
     settings: Settings
@@ -78,24 +91,26 @@ class SuiteRunner:
     def collect(self, tests: Artifact) -> list[str]:
         """The suite's test ids, collected against a stand-in for the target module."""
         assert tests.target is not None
-        run = self._run(tests, None, mode="collect")
-        body, status, problem, exit_code = run
-        if body is None or status != "ok":
-            raise SuiteError(f"could not collect the suite: {problem or status}.")
+        raw = self._run(tests, None, mode="collect")
+        body = raw.body
+        if body is None or raw.status != "ok":
+            raise SuiteError(f"could not collect the suite: {raw.problem or raw.status}.")
         errors = body.get("collect_errors") or []
         if errors:
             first = errors[0]
             raise SuiteError(f"the suite cannot be collected ({first['nodeid'] or 'session'}): {first['error'][-600:]}")
         if body.get("exit_code") == NO_TESTS or not body.get("collected"):
-            raise SuiteError(f"tests artifact {tests.short_id} contains no tests; add test_*.py files with test functions.")
+            raise SuiteError(
+                f"tests artifact {tests.short_id} contains no tests; add test_*.py files with test functions."
+            )
         return list(body["collected"])
 
     def judge(self, tests: Artifact, deliverable: Artifact, expected: list[str]) -> SuiteRun:
         canary = f"test_{secrets.token_hex(6)}.py::test_{secrets.token_hex(6)}"
-        body, status, problem, exit_code, wall, stdout = self._run(tests, deliverable, "judge", canary)
-        return suite_run(status, problem, exit_code, body, expected, canary, wall, stdout)
+        raw = self._run(tests, deliverable, "judge", canary)
+        return suite_run(raw.status, raw.problem, raw.exit_code, raw.body, expected, canary, raw.wall, raw.stdout)
 
-    def _run(self, tests: Artifact, deliverable: Artifact | None, mode: str, canary: str | None = None):  # type: ignore[no-untyped-def]
+    def _run(self, tests: Artifact, deliverable: Artifact | None, mode: str, canary: str | None = None) -> RawRun:
         s = self.s.settings
         run_id = f"judge-{secrets.token_hex(6)}"
         rundir = RunDir(s.run_dir, run_id, s.workspace_mb, 4 * 1024 * 1024, s.sandbox_uid, process.token())
@@ -152,9 +167,7 @@ class SuiteRunner:
         if stopped:
             problem = f"the suite run ended {status}: {stopped[1]}"
         stdout = (outcome.stdout + outcome.stderr).decode("utf-8", "replace")
-        if mode == "collect":
-            return body, status, problem, outcome.exit_code
-        return body, status, problem, outcome.exit_code, outcome.wall_seconds, stdout
+        return RawRun(body, status, problem, outcome.exit_code, outcome.wall_seconds, stdout)
 
 
 def write_standin(root: Path, target: str) -> None:

@@ -11,7 +11,7 @@ RULE = (
 
 def decide(expected: list[str], runs: list[SuiteRun]) -> tuple[bool, str, list[TestOutcome], list[str]]:
     """(passed, reason, per-test outcomes across runs, flaky test ids)."""
-    for i, run in enumerate(runs, 1):
+    for run in runs:
         if run.status != "ok" and run.problem is None:
             run.problem = f"the suite run ended {run.status}"
     per_test: list[TestOutcome] = []
@@ -35,4 +35,9 @@ def decide(expected: list[str], runs: list[SuiteRun]) -> tuple[bool, str, list[T
         names = ", ".join(f"{t.nodeid} ({t.outcome})" for t in failing[:5])
         more = f" and {len(failing) - 5} more" if len(failing) > 5 else ""
         return False, f"{len(failing)} of {len(expected)} expected tests did not pass: {names}{more}", per_test, flaky
-    return True, f"all {len(expected)} expected tests passed" + (f" in all {len(runs)} runs" if len(runs) > 1 else ""), per_test, flaky
+    return (
+        True,
+        f"all {len(expected)} expected tests passed" + (f" in all {len(runs)} runs" if len(runs) > 1 else ""),
+        per_test,
+        flaky,
+    )

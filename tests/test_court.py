@@ -43,7 +43,9 @@ def world(fake_kernel: Kernel, make_pkg: PackageFactory) -> Iterator[Callable[..
     import judiciary.court  # noqa: F401 - registers escrow holds with the ledger check
 
     tests = fake_kernel.submit(
-        make_pkg(None, kind="tests", entrypoint=None, extra='target = "sorter"', files={"test_s.py": "def test_a(): pass\n"}),
+        make_pkg(
+            None, kind="tests", entrypoint=None, extra='target = "sorter"', files={"test_s.py": "def test_a(): pass\n"}
+        ),
         "alice",
     ).artifact.id
     work = fake_kernel.submit(

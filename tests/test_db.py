@@ -11,7 +11,11 @@ from kernel.db import Database
 
 def test_migrations_apply_once(tmp_path: Path) -> None:
     d = Database(tmp_path / "k.db")
-    assert [r["name"] for r in d.rows("SELECT name FROM _migrations")] == ["m001_initial", "m002_proxy_audit", "m003_escrow"]
+    assert [r["name"] for r in d.rows("SELECT name FROM _migrations")] == [
+        "m001_initial",
+        "m002_proxy_audit",
+        "m003_escrow",
+    ]
     assert d.migrate() == []
     assert d.rows("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
     d.close()

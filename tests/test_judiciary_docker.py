@@ -18,6 +18,7 @@ import pytest
 import judiciary.court  # noqa: F401 - registers escrow holds with the ledger check
 from judiciary.court import Court
 from judiciary.errors import SuiteError
+from judiciary.models import Escrow
 from kernel.api import Kernel
 from tests.conftest import PackageFactory
 
@@ -166,16 +167,20 @@ def court(docker_kernel: Kernel) -> Iterator[Court]:
     yield Court(docker_kernel, appeal_runs=3)
 
 
-def open_escrow(k: Kernel, court: Court, make_pkg: PackageFactory, suite: dict[str, str] | None = None, **kw: object):  # type: ignore[no-untyped-def]
-    tests = k.submit(
-        make_pkg(None, kind="tests", entrypoint=None, extra='target = "sorter"', limits={"wall_seconds": 8, "memory_mb": 128},
-                 files=dedent_files(suite or SUITE)),
-        "alice",
-    ).artifact  # fmt: skip
-    return court.open("alice", 50, tests.id, **kw)  # type: ignore[arg-type]
+SUITE_LIMITS = {"wall_seconds": 8, "memory_mb": 128}
 
 
-def deliver(k: Kernel, court: Court, make_pkg: PackageFactory, escrow_id: str, code: str, extra: dict | None = None) -> None:
+def open_escrow(
+    k: Kernel, court: Court, make_pkg: PackageFactory, suite: dict[str, str] | None = None, **kw: str
+) -> Escrow:
+    files = dedent_files(suite or SUITE)
+    pkg = make_pkg(None, kind="tests", entrypoint=None, extra='target = "sorter"', limits=SUITE_LIMITS, files=files)
+    return court.open("alice", 50, k.submit(pkg, "alice").artifact.id, **kw)
+
+
+def deliver(
+    k: Kernel, court: Court, make_pkg: PackageFactory, escrow_id: str, code: str, extra: dict | None = None
+) -> None:
     files = dedent_files({n: t for n, t in (extra or {}).items() if not n.endswith("+")})
     prefix = textwrap.dedent((extra or {}).get("sorter.py+", ""))
     files["sorter.py"] = prefix + code
@@ -199,6 +204,15 @@ def test_honest_delivery_is_paid(docker_kernel: Kernel, court: Court, make_pkg: 
     assert v.runs[0].exit_code == 1 and v.runs[0].canary == "failed" and v.image and v.runtime  # 1: the canary failed
     assert v.tests_digest == e.tests_id and v.deliverable_digest == e.deliverable_id and v.ledger_rows
     assert docker_kernel.balance("bob") == 150 and docker_kernel.balance("alice") == 950
+    again = open_escrow(docker_kernel, court, make_pkg)  # the same inputs reproduce the same verdict
+    court.deliver(again.id, "bob", e.deliverable_id or "")
+    repeat = court.judge(again.id).verdicts[0]
+    assert (repeat.passed, repeat.reason, [t.outcome for t in repeat.tests]) == (True, v.reason, ["passed"] * 4)
+    assert (repeat.tests_digest, repeat.deliverable_digest, repeat.image) == (
+        v.tests_digest,
+        v.deliverable_digest,
+        v.image,
+    )
 
 
 def test_wrong_delivery_is_refunded(docker_kernel: Kernel, court: Court, make_pkg: PackageFactory) -> None:
@@ -213,7 +227,9 @@ def test_wrong_delivery_is_refunded(docker_kernel: Kernel, court: Court, make_pk
 
 
 @pytest.mark.parametrize("name", sorted(TAMPER))
-def test_cheating_delivery_is_refunded(docker_kernel: Kernel, court: Court, make_pkg: PackageFactory, name: str) -> None:
+def test_cheating_delivery_is_refunded(
+    docker_kernel: Kernel, court: Court, make_pkg: PackageFactory, name: str
+) -> None:
     extra, reason = TAMPER[name]
     e = open_escrow(docker_kernel, court, make_pkg)
     deliver(docker_kernel, court, make_pkg, e.id, WRONG, extra)
@@ -269,7 +285,11 @@ def test_flaky_test_is_reported_on_dispute(docker_kernel: Kernel, court: Court, 
 def kernel_cli(home: Path, runtime: str, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "KERNEL_HOME": str(home), "KERNEL_RUNTIME": runtime}
     return subprocess.Popen(
-        [sys.executable, "-m", "kernel.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "kernel.cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -288,7 +308,9 @@ def test_concurrent_judges_settle_once(docker_kernel: Kernel, court: Court, make
     assert docker_kernel.balance("bob") == 150
 
 
-def test_killed_judge_leaves_the_escrow_judgeable(docker_kernel: Kernel, court: Court, make_pkg: PackageFactory) -> None:
+def test_killed_judge_leaves_the_escrow_judgeable(
+    docker_kernel: Kernel, court: Court, make_pkg: PackageFactory
+) -> None:
     e = open_escrow(docker_kernel, court, make_pkg)
     deliver(docker_kernel, court, make_pkg, e.id, HONEST, {"sorter.py+": "import time\ntime.sleep(4)\n"})
     proc = kernel_cli(docker_kernel.settings.home, docker_kernel.settings.runtime, "escrow", "judge", e.id)

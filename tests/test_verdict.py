@@ -23,7 +23,11 @@ def sealed(path: Path, body: dict, nonce: bytes = NONCE) -> Path:
 
 
 def phases(call: str, **extra: object) -> dict:
-    return {"setup": {"outcome": "passed"}, "call": {"outcome": call, "duration": 0.5, **extra}, "teardown": {"outcome": "passed"}}
+    return {
+        "setup": {"outcome": "passed"},
+        "call": {"outcome": call, "duration": 0.5, **extra},
+        "teardown": {"outcome": "passed"},
+    }
 
 
 def body(a: str = "passed", b: str = "passed", canary: str = "failed", exit_code: int = 1, **kw: object) -> dict:
