@@ -18,7 +18,8 @@ import threading
 from pathlib import Path
 
 from kernel.api import Kernel
-from kernel.sandbox.base import Mount, SandboxSpec
+from kernel.runs import sandbox_spec
+from kernel.sandbox.base import Mount
 from kernel.sandbox.docker import DockerSandbox
 from kernel.sandbox.image import require
 from kernel.settings import Settings
@@ -67,20 +68,14 @@ def echo_server(path: Path) -> socket.socket:
 def baseline(sandbox: DockerSandbox, image: str, runtime: str, calls: int, tmp: Path) -> list[float]:
     sock = tmp / f"echo-{runtime}.sock"
     srv = echo_server(sock)
-    s = Settings()
-    spec = SandboxSpec(
+    spec = sandbox_spec(
+        Settings(),
         run_id=f"bench-{runtime}",
         image=image,
         runtime=runtime,
         command=["python3", "-c", CLIENT, str(calls)],
         mounts=[Mount(source=sock, target="/kernel/echo.sock", read_only=False)],
-        limits=s.default_limits,
-        cpus=s.cpus,
-        pids_limit=s.pids_runsc if runtime == "runsc" else s.pids_runc,
-        tmp_mb=s.tmp_mb,
-        uid=s.sandbox_uid,
-        output_bytes=s.output_bytes,
-        kept_output_bytes=s.output_bytes,
+        limits=Settings().default_limits,
     )
     outcome = sandbox.run(spec)
     srv.close()

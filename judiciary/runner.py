@@ -20,8 +20,8 @@ from judiciary.report import read_sealed, suite_run
 from kernel import process, store
 from kernel.db import Database
 from kernel.models import Artifact, Limits
-from kernel.runs import limit_status
-from kernel.sandbox.base import OWNER_LABEL, Mount, Sandbox, SandboxSpec
+from kernel.runs import limit_status, sandbox_spec
+from kernel.sandbox.base import Mount, Sandbox
 from kernel.sandbox.scratch import RunDir
 from kernel.settings import Settings
 
@@ -140,23 +140,16 @@ class SuiteRunner:
             nonce = secrets.token_bytes(32)
             (rundir.out / "nonce").write_bytes(nonce)
             limits = suite_limits(tests, s)
-            runtime = self.s.sandbox.runtime(s.runtime)
             outcome = self.s.sandbox.run(
-                SandboxSpec(
+                sandbox_spec(
+                    s,
                     run_id=run_id,
                     image=self.s.image,
-                    runtime=runtime,
+                    runtime=self.runtime,
                     command=[*LAUNCHER, mode],
-                    env={"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+                    env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
                     mounts=mounts,
                     limits=limits,
-                    cpus=s.cpus,
-                    pids_limit=s.pids_runsc if runtime == "runsc" else s.pids_runc,
-                    tmp_mb=s.tmp_mb,
-                    uid=s.sandbox_uid,
-                    output_bytes=s.output_bytes,
-                    kept_output_bytes=s.kept_output_bytes,
-                    labels={OWNER_LABEL: process.token()},
                 )
             )
             body, problem = read_sealed(rundir.out / "report.json", nonce)

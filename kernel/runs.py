@@ -182,28 +182,21 @@ class Invocation:
         return self._finish(ctx, status, reason, outcome, value, usage, incomplete=bool(problems))
 
     def _spec(self, ctx: RunContext, limits: Limits, runtime: str, rundir: RunDir) -> SandboxSpec:
-        s = self.settings
-        return SandboxSpec(
+        return sandbox_spec(
+            self.settings,
             run_id=ctx.run_id,
             image=self.image,
             runtime=runtime,
             command=RUNNER,
-            env={"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "KERNEL_SOCKET": SOCKET_TARGET},
+            env={"KERNEL_SOCKET": SOCKET_TARGET},
             mounts=[
-                Mount(source=store.unpacked(s, ctx.artifact.id), target="/kernel/pkg"),
+                Mount(source=store.unpacked(self.settings, ctx.artifact.id), target="/kernel/pkg"),
                 Mount(source=rundir.inputs, target="/kernel/in"),
                 Mount(source=rundir.out, target="/kernel/out", read_only=False),
                 Mount(source=rundir.work, target="/work", read_only=False),
                 Mount(source=rundir.path / "kernel.sock", target=SOCKET_TARGET, read_only=False),
             ],
             limits=limits,
-            cpus=s.cpus,
-            pids_limit=s.pids_runsc if runtime == "runsc" else s.pids_runc,
-            tmp_mb=s.tmp_mb,
-            uid=s.sandbox_uid,
-            output_bytes=s.output_bytes,
-            kept_output_bytes=s.kept_output_bytes,
-            labels={OWNER_LABEL: process.token()},
         )
 
     def _finish(
@@ -286,6 +279,36 @@ class RunAudit:
             self._record("file", "audit_incomplete", ok=False, detail=message)
             return [message]
         return []
+
+
+def sandbox_spec(
+    settings: Settings,
+    *,
+    run_id: str,
+    image: str,
+    runtime: str,
+    command: list[str],
+    mounts: list[Mount],
+    limits: Limits,
+    env: dict[str, str] | None = None,
+) -> SandboxSpec:
+    """A hardened one-shot container for this kernel: every limit from ``settings``, owned by this process."""
+    return SandboxSpec(
+        run_id=run_id,
+        image=image,
+        runtime=runtime,
+        command=command,
+        env={"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
+        mounts=mounts,
+        limits=limits,
+        cpus=settings.cpus,
+        pids_limit=settings.pids_runsc if runtime == "runsc" else settings.pids_runc,
+        tmp_mb=settings.tmp_mb,
+        uid=settings.sandbox_uid,
+        output_bytes=settings.output_bytes,
+        kept_output_bytes=settings.kept_output_bytes,
+        labels={OWNER_LABEL: process.token()},
+    )
 
 
 def read_result(path: Path, cap: int) -> tuple[dict[str, Any] | None, int]:
