@@ -31,7 +31,6 @@ class SuiteRun(BaseModel):
     replaced: list[str] = []
     canary: Outcome | None = None
     wall_seconds: float = 0.0
-    stdout_tail: str = ""
 
 
 class Verdict(BaseModel):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from judiciary.models import Outcome, SuiteRun, TestOutcome
+from kernel.safe_io import Unreadable, read_capped
 
 REPORT_CAP = 8 * 1024 * 1024
 
@@ -19,13 +20,15 @@ REPORT_CAP = 8 * 1024 * 1024
 def read_sealed(path: Path, nonce: bytes) -> tuple[dict[str, Any] | None, str | None]:
     """The report body, or None and why it cannot be used."""
     try:
-        if path.stat().st_size > REPORT_CAP:
-            return None, "the report is larger than any real one; rejected"
-        doc = json.loads(path.read_bytes())
-        body, mac = doc["body"], doc["mac"]
-    except FileNotFoundError:
+        data = read_capped(path, REPORT_CAP)
+    except Unreadable as exc:
+        return None, f"the report is not a plain file the judge wrote ({exc}); rejected"
+    if data is None:
         return None, "pytest never wrote its report (the process was stopped or exited early)"
-    except (OSError, ValueError, KeyError, TypeError):
+    try:
+        doc = json.loads(data)
+        body, mac = doc["body"], doc["mac"]
+    except (ValueError, KeyError, TypeError):
         return None, "the report is not a sealed report (forged or damaged)"
     expected = hmac.new(nonce, str(body).encode(), hashlib.sha256).hexdigest()
     if not isinstance(mac, str) or not hmac.compare_digest(mac, expected):
@@ -63,7 +66,9 @@ def suite_run(
     wall: float,
     stdout: str,
 ) -> SuiteRun:
-    run = SuiteRun(status=status, problem=problem, exit_code=exit_code, wall_seconds=wall, stdout_tail=stdout[-2000:])
+    # The output is not kept: it could carry the private suite to the worker (or the worker's
+    # source to the buyer); only outcome classes, durations and kernel-made reasons are.
+    run = SuiteRun(status=status, problem=problem, exit_code=exit_code, wall_seconds=wall)
     reported: dict[str, dict[str, Any]] = (body or {}).get("tests", {})
     run.tests = []
     for nodeid in expected:
@@ -75,7 +80,7 @@ def suite_run(
     if body is None:
         return run
     run.report_exit_code = body.get("exit_code")
-    run.replaced = list(body.get("replaced", []))
+    run.replaced = list(body.get("replaced", [])) + [f"plugin {p}" for p in body.get("foreign_plugins", [])]
     if canary is not None:
         run.canary = outcome_of(reported[canary])[0] if canary in reported else "missing"
     if run.problem is None:
@@ -87,7 +92,7 @@ def integrity_problem(run: SuiteRun, canary: str | None) -> str | None:
     if run.report_exit_code != run.exit_code:
         return f"pytest reported exit status {run.report_exit_code} but the process exited {run.exit_code}"
     if run.replaced:
-        return "pytest or unittest internals were replaced during the run: " + ", ".join(run.replaced[:5])
+        return "pytest or unittest internals were replaced or extended during the run: " + ", ".join(run.replaced[:5])
     if canary is not None and run.canary != "failed":
         return f"tampering: a test built to fail was reported {run.canary}"
     return None

@@ -25,6 +25,7 @@ from kernel.db import Database, now
 from kernel.errors import InvalidInput, SandboxError
 from kernel.models import Artifact, Limits, RunResult, RunStatus, Usage
 from kernel.proxy import ProxyServer
+from kernel.safe_io import Unreadable, read_capped
 from kernel.sandbox.base import OWNER_LABEL, Mount, Sandbox, SandboxOutcome, SandboxSpec
 from kernel.sandbox.scratch import RunDir
 from kernel.settings import Settings
@@ -163,7 +164,7 @@ class Invocation:
             audit.incomplete(problems)
             problems += audit.walk(rundir.work)
             result, result_size = read_result(rundir.out / "result.json", s.result_bytes)
-            audit.copy_out(rundir.out / "result.json", result_size)
+            audit.copy_out(rundir.out / "result.json", result_size, s.result_bytes)
             usage = measure(outcome, ctx.artifact.size + len(input_text.encode()), result_size, rundir.work)
             usage.proxy_calls, usage.proxy_bytes_in, usage.proxy_bytes_out = (
                 proxy.calls,
@@ -253,11 +254,15 @@ class RunAudit:
         self._record("kernel", "copy_in", path="/kernel/in/input.json", size=len(input_bytes),
                      digest=hashlib.sha256(input_bytes).hexdigest())  # fmt: skip
 
-    def copy_out(self, path: Path, size: int) -> None:
-        """The result document the kernel copies out (at most the result cap, on a capped tmpfs)."""
-        if size and path.exists():
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            self._record("kernel", "copy_out", path="/kernel/out/result.json", size=size, digest=digest)
+    def copy_out(self, path: Path, size: int, cap: int) -> None:
+        """The result document the kernel copies out (a plain file within the cap, or nothing)."""
+        try:
+            data = read_capped(path, cap)
+        except Unreadable:
+            return
+        if data:
+            digest = hashlib.sha256(data).hexdigest()
+            self._record("kernel", "copy_out", path="/kernel/out/result.json", size=len(data), digest=digest)
 
     def incomplete(self, problems: list[str]) -> None:
         for problem in problems:
@@ -312,18 +317,23 @@ def sandbox_spec(
 
 
 def read_result(path: Path, cap: int) -> tuple[dict[str, Any] | None, int]:
-    """The runner's result document and its size; None if absent, unreadable or over the cap."""
+    """The runner's result document and its size; None if absent or over the cap.
+
+    The sandbox controlled this path: a link, FIFO or device there is an error result,
+    never followed or waited on.
+    """
     try:
-        size = path.stat().st_size
-    except OSError:
+        data = read_capped(path, cap)
+    except Unreadable as exc:
+        over = "above the cap" in str(exc) or "grew past" in str(exc)
+        return (None, cap + 1) if over else ({"ok": False, "error": f"the result is unusable: {exc}"}, 0)
+    if data is None:
         return None, 0
-    if size > cap:
-        return None, size
     try:
-        doc = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return {"ok": False, "error": "the result file was not valid JSON"}, size
-    return (doc if isinstance(doc, dict) else None), size
+        doc = json.loads(data)
+    except ValueError:
+        return {"ok": False, "error": "the result file was not valid JSON"}, len(data)
+    return (doc if isinstance(doc, dict) else None), len(data)
 
 
 def measure(outcome: SandboxOutcome, bytes_in: int, result_size: int, work: Path) -> Usage:

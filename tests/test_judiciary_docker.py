@@ -109,6 +109,47 @@ TAMPER = {
         },
         "internals were replaced",
     ),
+    "ships_its_own_pytest_module": (
+        {
+            "pytest.py": """
+                import sys
+                mine = [p for p in sys.path if p.startswith("/judge/deliverable")]
+                for p in mine:
+                    sys.path.remove(p)
+                del sys.modules["pytest"]
+                import pytest as real, _pytest.runner as runner
+                sys.path[:0] = mine
+                sys.modules["pytest"] = real
+                original = runner.call_and_report
+                def call_and_report(item, when, log=True, **kw):
+                    rep = original(item, when, log=False, **kw)
+                    if rep.failed and "sorter" in vars(item.module):
+                        rep.outcome, rep.longrepr = "passed", None
+                    if log:
+                        item.ihook.pytest_runtest_logreport(report=rep)
+                    return rep
+                runner.call_and_report = call_and_report
+            """
+        },
+        "did not pass",
+    ),
+    "registers_a_hook_plugin_found_with_gc": (
+        {
+            "sorter.py+": """
+                import gc, pytest
+                from _pytest.config import Config
+                class _Cheat:
+                    @pytest.hookimpl(hookwrapper=True)
+                    def pytest_runtest_makereport(self, item, call):
+                        rep = (yield).get_result()
+                        if rep.failed and "sort" in vars(item.module):
+                            rep.outcome, rep.longrepr = "passed", None
+                config = next(o for o in gc.get_objects() if isinstance(o, Config))
+                config.pluginmanager.register(_Cheat())
+            """
+        },
+        "replaced or extended",
+    ),
     "monkeypatch_unittest": (
         {"sorter.py+": "import unittest\nunittest.TestCase.assertEqual = lambda self, *a, **k: None\n"},
         "internals were replaced",

@@ -1,12 +1,17 @@
 """Runs a buyer's pytest suite for the judiciary inside the sandbox. Executed by the kernel.
 
-Order matters: before any deliverable code is imported, this reads and deletes the
-per-judgement nonce, and records the identity of the pytest and unittest internals a
-cheat would replace. pytest then runs with an explicit rootdir and config, no plugin
-autoloading and no cache; the deliverable's own conftest.py is never on a collected
-path. The report (per-test outcomes, pytest's exit status, any replaced internals) is
-sealed with an HMAC under the nonce, so a report the deliverable writes itself, without
-the nonce, is rejected by the kernel. Usage: kernel_judge.py collect|judge
+Order matters: before the deliverable's folder is even on sys.path, this reads and
+deletes the per-judgement nonce, imports pytest and unittest, and records the identity of
+the internals a cheat would replace. The deliverable's folder is then appended to
+sys.path, so it cannot shadow the standard library, pytest or its plugins. pytest runs
+with an explicit rootdir and config, no plugin autoloading and no cache; the
+deliverable's own conftest.py is never on a collected path. While the suite runs, every
+test report re-checks the watched internals and the registered plugins (only the suite's
+own conftest modules may join). The report (per-test outcomes, pytest's exit status, any
+replaced internal or foreign plugin) is sealed with an HMAC under the nonce, so a report
+the deliverable writes itself is rejected by the kernel. Assertion messages are not
+reported: they could carry the suite's private source to the worker, or the worker's to
+the buyer. Usage: kernel_judge.py collect|judge
 """
 
 import hashlib
@@ -28,24 +33,33 @@ def watched_objects():
     import _pytest.runner
     import pytest
 
-    objs = {
-        "_pytest.runner.call_and_report": _pytest.runner.call_and_report,
-        "_pytest.runner.runtestprotocol": _pytest.runner.runtestprotocol,
-        "_pytest.runner.call_runtest_hook": _pytest.runner.call_runtest_hook,
-        "_pytest.runner.CallInfo.from_call": _pytest.runner.CallInfo.from_call,
-        "_pytest.reports.TestReport.from_item_and_call": _pytest.reports.TestReport.from_item_and_call,
-        "_pytest.reports.TestReport.__init__": _pytest.reports.TestReport.__init__,
-        "_pytest.python.Function.runtest": _pytest.python.Function.runtest,
-        "_pytest.python.pytest_pyfunc_call": _pytest.python.pytest_pyfunc_call,
-        "pytest.main": pytest.main,
-        "pytest.skip": pytest.skip,
-        "unittest.TestCase.run": unittest.TestCase.run,
-        "unittest.TestCase.fail": unittest.TestCase.fail,
-    }
-    for name in dir(unittest.TestCase):
-        if name.startswith("assert"):
-            objs[f"unittest.TestCase.{name}"] = getattr(unittest.TestCase, name)
-    return {name: identity(obj) for name, obj in objs.items()}
+    names = [
+        "_pytest.runner.call_and_report",
+        "_pytest.runner.runtestprotocol",
+        "_pytest.runner.call_runtest_hook",  # absent in newer pytest: skipped there
+        "_pytest.runner.CallInfo.from_call",
+        "_pytest.runner.pytest_runtest_makereport",
+        "_pytest.reports.TestReport.from_item_and_call",
+        "_pytest.reports.TestReport.__init__",
+        "_pytest.reports.BaseReport.passed",
+        "_pytest.reports.BaseReport.failed",
+        "_pytest.python.Function.runtest",
+        "_pytest.python.pytest_pyfunc_call",
+        "_pytest.skipping.pytest_runtest_makereport",
+        "pytest.main",
+        "pytest.skip",
+        "unittest.TestCase.run",
+        "unittest.TestCase.fail",
+    ]
+    names += [f"unittest.TestCase.{n}" for n in dir(unittest.TestCase) if n.startswith("assert")]
+    found = {}
+    for name in names:
+        try:
+            found[name] = identity(resolve(name))
+        except (ImportError, AttributeError):
+            continue
+    del pytest, _pytest  # imported for their side effect of loading the modules
+    return found
 
 
 def identity(obj):
@@ -69,13 +83,38 @@ def resolve(dotted):
 
 
 class Reporter:
-    """A pytest plugin object: gathers every phase of every test and collection errors."""
+    """A pytest plugin object: gathers every phase of every test and collection errors,
+    and checks at each report that nothing watched was replaced and no foreign plugin joined."""
 
-    def __init__(self):
+    def __init__(self, watched):
+        self.watched = watched
         self.phases = {}
         self.order = []
         self.collected = []
         self.collect_errors = []
+        self.replaced = set()
+        self.foreign = set()
+        self.plugins = None
+        self.manager = None
+
+    def pytest_collection(self, session):
+        # pytest's own plugins are all registered by now; no test module, so no
+        # deliverable code, has been imported yet.
+        self.manager = session.config.pluginmanager
+        self.plugins = {id(p) for p in self.manager.get_plugins()}
+
+    def check(self):
+        for name, obj in self.watched.items():
+            if _safe_resolve(name) is not obj:
+                self.replaced.add(name)
+        if self.manager is None or self.plugins is None:
+            return
+        conftests = {id(m) for m in getattr(self.manager, "_conftest_plugins", ())}
+        for plugin in self.manager.get_plugins():
+            if id(plugin) in self.plugins or id(plugin) in conftests:
+                continue
+            where = getattr(plugin, "__file__", None) or type(plugin).__module__
+            self.foreign.add(f"{getattr(plugin, '__name__', type(plugin).__name__)} ({where})")
 
     def pytest_collectreport(self, report):
         if report.failed:
@@ -83,16 +122,16 @@ class Reporter:
 
     def pytest_collection_finish(self, session):
         self.collected = [item.nodeid for item in session.items]
+        self.check()
 
     def pytest_runtest_logreport(self, report):
+        self.check()
         if report.nodeid not in self.phases:
             self.phases[report.nodeid] = {}
             self.order.append(report.nodeid)
         entry = {"outcome": report.outcome, "duration": round(report.duration, 6)}
         if hasattr(report, "wasxfail"):
             entry["xfail"] = True
-        if report.failed:
-            entry["error"] = str(report.longrepr)[-2000:]
         self.phases[report.nodeid][report.when] = entry
 
 
@@ -113,17 +152,15 @@ def main():
     os.unlink(nonce_path)
     with open(SPEC, encoding="utf-8") as fh:
         spec = json.load(fh)
-    for path in reversed(spec["sys_path"]):
-        sys.path.insert(0, path)
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
 
     import pytest
 
-    before = watched_objects()
-    reporter = Reporter()
+    reporter = Reporter(watched_objects())
+    sys.path.extend(spec["sys_path"])  # after the standard library and pytest: nothing can be shadowed
     args = list(spec["args"]) + (["--collect-only"] if mode == "collect" else [])
     exit_code = int(pytest.main(args, plugins=[reporter]))
-    replaced = sorted(name for name, obj in before.items() if _safe_resolve(name) is not obj)
+    reporter.check()
     seal(
         nonce,
         {
@@ -132,7 +169,8 @@ def main():
             "collected": reporter.collected,
             "collect_errors": reporter.collect_errors,
             "tests": {nodeid: reporter.phases[nodeid] for nodeid in reporter.order},
-            "replaced": replaced,
+            "replaced": sorted(reporter.replaced),
+            "foreign_plugins": sorted(reporter.foreign),
         },
     )
     sys.stdout.flush()
