@@ -131,6 +131,8 @@ class Court:
         if worker == escrow.buyer:
             raise InvalidInput("the buyer cannot deliver to their own escrow.")
         art = store.get(self.db, artifact_ref)
+        if art.kind != "code":
+            raise InvalidInput(f"artifact {art.short_id} is a {art.kind} artifact; deliver a code artifact.")
         if art.owner != worker:
             raise InvalidInput(f"artifact {art.short_id} belongs to {art.owner}, not {worker}; deliver your own work.")
         tests = store.get(self.db, escrow.tests_id)

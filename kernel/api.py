@@ -17,7 +17,7 @@ from kernel.audit import AuditWriter, export, list_events
 from kernel.db import Database
 from kernel.graph import dependency_graph
 from kernel.models import Artifact, AuditEvent, Graph, RunResult, SubmitResult
-from kernel.sandbox.base import Sandbox
+from kernel.sandbox.base import HOME_LABEL, Sandbox
 from kernel.sandbox.scratch import sweep as sweep_run_dirs
 from kernel.settings import Settings
 
@@ -25,6 +25,8 @@ from kernel.settings import Settings
 class Kernel:
     def __init__(self, settings: Settings | None = None, sandbox: Sandbox | None = None, image: str | None = None):
         self.settings = settings or Settings()
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        self.settings.home.chmod(0o700)  # run sockets and private packages live here: no other host user
         self.db = Database(self.settings.db_path)
         self.recovered = runs.recover(self.db)
         self.audit = AuditWriter(self.settings.db_path, batch=self.settings.audit_batch)
@@ -54,7 +56,7 @@ class Kernel:
     def sweep(self) -> dict[str, list[str]]:
         """Remove what crashed kernels left: their runs (refunded), containers and run dirs."""
         recovered = runs.recover(self.db)
-        containers = self.sandbox.sweep(process.alive)
+        containers = self.sandbox.sweep(process.alive, {HOME_LABEL: self.settings.home_id})
         dirs = sweep_run_dirs(self.settings.run_dir, process.alive)
         self._swept = True
         return {"runs": self.recovered + recovered, "containers": containers, "run_dirs": dirs}

@@ -105,6 +105,12 @@ class CallHandler:
             if path not in files:
                 raise Refusal("not_found", f"artifact {art.short_id} has no file '{path}'")
             files = {path: files[path]}
+        encoded_size = sum(len(d) for d in files.values()) * 4 // 3 + 64 * len(files)
+        if encoded_size > self.s.settings.max_message_bytes:
+            raise Refusal(
+                "too_large",
+                f"the answer would exceed {self.s.settings.max_message_bytes} bytes; read one file at a time",
+            )
         for name, data in files.items():
             self._audit("read_artifact", artifact_id=art.id, path=name, size=len(data), digest=sha256(data))
         encoded = {name: base64.b64encode(data).decode() for name, data in files.items()}

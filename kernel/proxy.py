@@ -135,6 +135,7 @@ class ProxyServer:
 
     def _spawn(self, target: Callable[..., None], *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True)
+        self.threads = [t for t in self.threads if t.is_alive()]  # connect/close loops leave nothing behind
         self.threads.append(thread)
         thread.start()
 
@@ -145,11 +146,14 @@ class ProxyServer:
             except OSError:
                 return
             with self.lock:
-                full = len(self.conns) >= self.max_connections
+                self.calls += 1  # a connection counts as a call: connect/close loops hit the quota
+                over = self.calls > self.max_calls
+                full = over or len(self.conns) >= self.max_connections
                 if not full:
                     self.conns.append(conn)
             if full:
-                self._send(conn, {"ok": False, "code": "limit", "error": "too many connections"})
+                error = f"this run may make at most {self.max_calls} calls" if over else "too many connections"
+                self._send(conn, {"ok": False, "code": "limit", "error": error})
                 conn.close()
                 continue
             self._spawn(self._serve, conn)
@@ -206,7 +210,9 @@ class ProxyServer:
             conn.sendall(data)
 
     def close(self, wait: float) -> None:
-        """Stop serving; calls in progress (a nested run) get ``wait`` seconds to end."""
+        """Stop serving; calls in progress (a nested run) get ``wait`` seconds to end. Idempotent."""
+        if self.closed.is_set():
+            return
         self.closed.set()
         with contextlib.suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)

@@ -22,11 +22,11 @@ from kernel.audit.files import walk as walk_files
 from kernel.audit.log import AuditWriter
 from kernel.calls import CallHandler, RunContext
 from kernel.db import Database, now
-from kernel.errors import InvalidInput, SandboxError
+from kernel.errors import InvalidInput
 from kernel.models import Artifact, Limits, RunResult, RunStatus, Usage
 from kernel.proxy import ProxyServer
 from kernel.safe_io import Unreadable, read_capped
-from kernel.sandbox.base import OWNER_LABEL, Mount, Sandbox, SandboxOutcome, SandboxSpec
+from kernel.sandbox.base import HOME_LABEL, OWNER_LABEL, Mount, Sandbox, SandboxOutcome, SandboxSpec
 from kernel.sandbox.scratch import RunDir
 from kernel.settings import Settings
 
@@ -99,6 +99,10 @@ class Invocation:
             return self._finish(ctx, RunStatus.REJECTED, refusal, None, None, Usage())
         try:
             return self._execute(ctx, input_text, limits, runtime)
+        except BaseException as exc:
+            # Whatever failed (engine, disk, interrupt), the run ends and its hold is refunded.
+            self._finish(ctx, RunStatus.KILLED, f"the kernel could not complete the run: {exc}", None, None, Usage())
+            raise
         finally:
             self.s.audit.flush()
 
@@ -135,8 +139,8 @@ class Invocation:
 
     def _execute(self, ctx: RunContext, input_text: str, limits: Limits, runtime: str) -> RunResult:
         s = self.settings
-        rundir = RunDir(s.run_dir, ctx.run_id, s.workspace_mb, s.result_bytes, s.sandbox_uid, process.token())
         audit = RunAudit(self.s.audit, ctx)
+        rundir = RunDir(s.run_dir, ctx.run_id, s.workspace_mb, s.result_bytes, s.sandbox_uid, process.token())
         proxy = ProxyServer(
             rundir.path / "kernel.sock",
             CallHandler(self.s, ctx),
@@ -155,9 +159,6 @@ class Invocation:
             spec = self._spec(ctx, limits, runtime, rundir)
             try:
                 outcome = self.sandbox.run(spec)
-            except SandboxError as exc:
-                self._finish(ctx, RunStatus.KILLED, str(exc), None, None, Usage())
-                raise
             finally:
                 problems = watcher.stop()
                 proxy.close(wait=s.max_limits.wall_seconds)
@@ -173,6 +174,7 @@ class Invocation:
             )
         finally:
             watcher.stop()
+            proxy.close(wait=s.max_limits.wall_seconds)
             rundir.close()
         status, reason = classify(outcome, result, result_size, limits, s, spec.pids_limit)
         value = result.get("value") if status is RunStatus.OK and result else None
@@ -213,6 +215,9 @@ class Invocation:
         paid = status is RunStatus.OK
         run_id, artifact = ctx.run_id, ctx.artifact
         with self.db.transaction() as conn:
+            state = conn.execute("SELECT state FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+            if state != "running":  # already finished (or recovered): never settle twice
+                return get_run(self.db, run_id)
             if conn.execute("SELECT 1 FROM accounts WHERE id = ?", (ledger.hold_account(f"run:{run_id}"),)).fetchone():
                 to = artifact.owner if paid else ctx.principal
                 ledger.settle_hold(conn, f"run:{run_id}", to, kind="price" if paid else "refund", run_id=run_id)
@@ -312,7 +317,7 @@ def sandbox_spec(
         uid=settings.sandbox_uid,
         output_bytes=settings.output_bytes,
         kept_output_bytes=settings.kept_output_bytes,
-        labels={OWNER_LABEL: process.token()},
+        labels={OWNER_LABEL: process.token(), HOME_LABEL: settings.home_id},
     )
 
 

@@ -1,5 +1,6 @@
 """All configuration in one object, read from ``KERNEL_*`` environment variables."""
 
+import hashlib
 from pathlib import Path
 from typing import Literal
 
@@ -60,6 +61,11 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().absolute()
+
+    @property
+    def home_id(self) -> str:
+        """A short name for this home, carried as a label by its containers."""
+        return hashlib.sha256(str(self.home).encode()).hexdigest()[:16]
 
     @property
     def db_path(self) -> Path:

@@ -3,6 +3,7 @@
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ def test_round_trip_and_typed_refusal(server: tuple[ProxyServer, Recorder, Path]
         "ok": False, "code": "insufficient_funds", "error": "only 10 scrip"
     }  # fmt: skip
     assert rec.refusals == [("transfer", "insufficient_funds")]
-    assert srv.calls == 2 and srv.bytes_in > 0 and srv.bytes_out > 0
+    assert srv.calls == 3 and srv.bytes_in > 0 and srv.bytes_out > 0  # the connection counts as a call
     f.close()
     s.close()
 
@@ -107,12 +108,26 @@ def test_a_huge_message_is_cut_off_without_reading_it_all(server: tuple[ProxySer
 
 def test_call_quota(server: tuple[ProxyServer, Recorder, Path]) -> None:
     _, rec, path = server
-    s, f = connect(path)
-    answers = [ask(f, b'{"op": "balance", "args": {}}\n') for _ in range(6)]
-    assert [a["ok"] for a in answers[:5] if a] == [True] * 5
-    assert answers[5] is not None and answers[5]["code"] == "limit"
+    s, f = connect(path)  # call 1: the connection itself
+    answers = [ask(f, b'{"op": "balance", "args": {}}\n') for _ in range(5)]
+    assert [a["ok"] for a in answers[:4] if a] == [True] * 4
+    assert answers[4] is not None and answers[4]["code"] == "limit"
     f.close()
     s.close()
+
+
+def test_connect_loops_hit_the_quota_and_leave_no_threads(server: tuple[ProxyServer, Recorder, Path]) -> None:
+    srv, _, path = server
+    for _ in range(5):  # five connections use up the quota of five calls
+        s, f = connect(path)
+        f.close()
+        s.close()
+    s, f = connect(path)
+    assert json.loads(f.readline())["code"] == "limit"
+    f.close()
+    s.close()
+    time.sleep(0.2)
+    assert len([t for t in srv.threads if t.is_alive()]) <= 2  # the accept loop, at most one more
 
 
 def test_connection_limit(server: tuple[ProxyServer, Recorder, Path]) -> None:

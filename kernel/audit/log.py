@@ -63,7 +63,10 @@ class AuditWriter:
             return
         done = threading.Event()
         self.queue.put(done)
-        done.wait()
+        while not done.wait(1.0):
+            if self._thread is None or not self._thread.is_alive():
+                self.error = self.error or RuntimeError("the writer thread stopped")
+                break
         if self.error is not None:
             raise KernelError(f"the audit writer failed: {self.error}; events after it were not recorded.")
 
@@ -82,7 +85,11 @@ class AuditWriter:
                     self._thread.start()
 
     def _run(self) -> None:
-        conn = sqlite3.connect(self.db_path, isolation_level=None, timeout=60)
+        try:
+            conn = sqlite3.connect(self.db_path, isolation_level=None, timeout=60)
+        except sqlite3.Error as exc:
+            self.error = exc
+            return
         try:
             while True:
                 rows: list[Row] = []

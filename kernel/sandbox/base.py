@@ -11,6 +11,7 @@ from kernel.models import Limits
 PROJECT_LABEL = "io.artifact-kernel.project"
 RUN_LABEL = "io.artifact-kernel.run"
 OWNER_LABEL = "io.artifact-kernel.owner"
+HOME_LABEL = "io.artifact-kernel.home"
 
 
 class Mount(BaseModel):
@@ -77,8 +78,8 @@ class Sandbox(ABC):
         """Create, run, meter and remove one container. Never reuses a container."""
 
     @abstractmethod
-    def sweep(self, owner_alive: Callable[[str], bool]) -> list[str]:
-        """Remove this project's containers whose owner process is gone; returns their run ids."""
+    def sweep(self, owner_alive: Callable[[str], bool], labels: dict[str, str]) -> list[str]:
+        """Remove this project's containers carrying ``labels`` whose owner process is gone; returns their run ids."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release the connection to the engine."""

@@ -19,6 +19,7 @@ from typing import Any
 import docker
 import docker.errors
 import docker.types
+import requests
 from docker.models.containers import Container
 
 from kernel.errors import EngineUnavailable, SandboxError
@@ -100,7 +101,7 @@ class DockerSandbox(Sandbox):
             container.reload()
             cgroup = Cgroup(int(container.attrs["State"]["Pid"]))
             return self._exec(container, cgroup, spec)
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
             raise SandboxError(
                 f"the Docker engine failed during run {spec.run_id}: {exc}",
                 run_id=spec.run_id,
@@ -273,9 +274,10 @@ class DockerSandbox(Sandbox):
         raise SandboxError(f"could not remove container {container.short_id}; `kernel doctor` will retry.")
 
     # -- hygiene --------------------------------------------------------------------
-    def sweep(self, owner_alive: Callable[[str], bool]) -> list[str]:
+    def sweep(self, owner_alive: Callable[[str], bool], labels: dict[str, str]) -> list[str]:
         removed = []
-        for c in self.client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={PROJECT}"}):
+        wanted = [f"{PROJECT_LABEL}={PROJECT}", *(f"{k}={v}" for k, v in labels.items())]
+        for c in self.client.containers.list(all=True, filters={"label": wanted}):
             owner = c.labels.get(OWNER_LABEL, "")
             if owner and owner_alive(owner):
                 continue

@@ -35,7 +35,7 @@ class FakeSandbox(Sandbox):
             (out / "result.json").write_text(json.dumps(result))
         return outcome
 
-    def sweep(self, owner_alive: Callable[[str], bool]) -> list[str]:
+    def sweep(self, owner_alive: Callable[[str], bool], labels: dict[str, str]) -> list[str]:
         return []
 
     def runtime(self, requested: str) -> str:
