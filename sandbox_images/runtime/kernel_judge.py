@@ -55,7 +55,8 @@ def watched_objects():
     found = {}
     for name in names:
         try:
-            found[name] = identity(resolve(name))
+            module, attrs = split(name)
+            found[name] = (module, attrs, identity(lookup(module, attrs)))
         except (ImportError, AttributeError):
             continue
     del pytest, _pytest  # imported for their side effect of loading the modules
@@ -67,19 +68,26 @@ def identity(obj):
     return getattr(obj, "__func__", obj)
 
 
-def resolve(dotted):
+def split(dotted):
+    """('module', ['attr', ...]) for a dotted name, resolved once, at snapshot time."""
     import importlib
 
     parts = dotted.split(".")
     for i in range(len(parts), 0, -1):
         try:
-            obj = importlib.import_module(".".join(parts[:i]))
+            importlib.import_module(".".join(parts[:i]))
         except ImportError:
             continue
-        for attr in parts[i:]:
-            obj = getattr(obj, attr)
-        return obj
+        return ".".join(parts[:i]), parts[i:]
     raise ImportError(dotted)
+
+
+def lookup(module, attrs):
+    """Walk the attributes from the module object pytest and the suite actually use."""
+    obj = sys.modules[module]
+    for attr in attrs:
+        obj = getattr(obj, attr)
+    return obj
 
 
 class Reporter:
@@ -104,8 +112,8 @@ class Reporter:
         self.plugins = {id(p) for p in self.manager.get_plugins()}
 
     def check(self):
-        for name, obj in self.watched.items():
-            if _safe_resolve(name) is not obj:
+        for name, (module, attrs, obj) in self.watched.items():
+            if _safe_lookup(module, attrs) is not obj:
                 self.replaced.add(name)
         if self.manager is None or self.plugins is None:
             return
@@ -178,10 +186,10 @@ def main():
     os._exit(exit_code)
 
 
-def _safe_resolve(name):
+def _safe_lookup(module, attrs):
     try:
-        return identity(resolve(name))
-    except Exception:  # removed or broken: that is a replacement too
+        return identity(lookup(module, attrs))
+    except Exception:  # removed or broken (even from sys.modules): that is a replacement too
         return None
 
 
