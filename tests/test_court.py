@@ -182,6 +182,20 @@ def test_settled_without_window_cannot_be_disputed(world) -> None:  # type: igno
         court.dispute(e.id, "alice", "no")
 
 
+def test_unknown_escrow_ids(world) -> None:  # type: ignore[no-untyped-def]
+    court, _, work = world()
+    for action in (
+        lambda: court.show("abcdef1234"),
+        lambda: court.deliver("abcdef1234", "bob", work),
+        lambda: court.judge("abcdef1234"),
+        lambda: court.dispute("abcdef1234", "bob", "why"),
+    ):
+        with pytest.raises(NotFound, match="no escrow with id 'abcdef1234'"):
+            action()
+    with pytest.raises(InvalidInput, match="not an escrow id"):
+        court.show("zz")
+
+
 def test_judging_needs_a_delivery(world) -> None:  # type: ignore[no-untyped-def]
     court, tests, _ = world()
     e = court.open("alice", 3, tests)
