@@ -36,24 +36,22 @@ def read_sealed(path: Path, nonce: bytes) -> tuple[dict[str, Any] | None, str | 
     return json.loads(body), None
 
 
-def outcome_of(phases: dict[str, dict[str, Any]]) -> tuple[Outcome, float, str | None]:
-    """One test's outcome from its setup/call/teardown phases."""
+def outcome_of(phases: dict[str, dict[str, Any]]) -> tuple[Outcome, float]:
+    """One test's outcome and duration from its setup/call/teardown phases."""
     duration = sum(float(p.get("duration", 0)) for p in phases.values())
-    errors = [p.get("error") for p in phases.values() if p.get("outcome") == "failed"]
-    for when in ("setup", "teardown"):
-        if phases.get(when, {}).get("outcome") == "failed":
-            return "error", duration, errors[0] if errors else None
+    if any(phases.get(when, {}).get("outcome") == "failed" for when in ("setup", "teardown")):
+        return "error", duration
     call = phases.get("call")
-    setup = phases.get("setup", {})
     if call is None:
+        setup = phases.get("setup", {})
         if setup.get("outcome") == "skipped":
-            return ("xfailed" if setup.get("xfail") else "skipped"), duration, None
-        return "missing", duration, None
+            return ("xfailed" if setup.get("xfail") else "skipped"), duration
+        return "missing", duration
     if call.get("outcome") == "skipped":
-        return ("xfailed" if call.get("xfail") else "skipped"), duration, None
+        return ("xfailed" if call.get("xfail") else "skipped"), duration
     if call.get("outcome") == "failed":
-        return "failed", duration, call.get("error")
-    return ("xpassed" if call.get("xfail") else "passed"), duration, None
+        return "failed", duration
+    return ("xpassed" if call.get("xfail") else "passed"), duration
 
 
 def suite_run(
@@ -72,10 +70,8 @@ def suite_run(
     reported: dict[str, dict[str, Any]] = (body or {}).get("tests", {})
     run.tests = []
     for nodeid in expected:
-        if nodeid in reported:
-            outcome, duration, detail = outcome_of(reported[nodeid])
-        else:
-            outcome, duration, detail = "missing", 0.0, "never reported"
+        outcome, duration = outcome_of(reported[nodeid]) if nodeid in reported else ("missing", 0.0)
+        detail = None if nodeid in reported else "never reported"
         run.tests.append(TestOutcome(nodeid=nodeid, outcome=outcome, duration=duration, detail=detail))
     if body is None:
         return run

@@ -33,5 +33,6 @@ def diagnose(settings: Settings) -> dict[str, Any]:
     except KernelError as exc:
         report["engine"] = None
         missing.append(str(exc))
-    report["debootstrap"] = shutil.which("debootstrap") is not None or os.geteuid() == 0
+    # debootstrap is there, or (as root) the image build can install it
+    report["can_build_base"] = shutil.which("debootstrap") is not None or os.geteuid() == 0
     return report

@@ -34,7 +34,7 @@ class ImageInfo(BaseModel):
     tag: str
     id: str
     size: int
-    source: str  # "debootstrap", "registry" or "cached"
+    source: str  # where the base came from: "debootstrap", "registry", "cached base"; "cached" if nothing was built
     built: bool
 
 
@@ -112,7 +112,7 @@ def build(client: docker.DockerClient, settings: Settings, progress: Progress, f
 def _ensure_base(client: docker.DockerClient, settings: Settings, progress: Progress, force: bool) -> str:
     tag = base_tag()
     if not force and find(client, tag):
-        return "cached"
+        return "cached base"
     if settings.image_source in ("auto", "registry"):
         try:
             return _base_from_registry(client, settings, tag, progress)
