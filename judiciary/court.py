@@ -22,6 +22,7 @@ from judiciary.runner import JudgeServices, SuiteRunner, suite_limits
 from judiciary.verdict import RULE, decide
 from kernel import ledger, process, store
 from kernel.api import Kernel
+from kernel.audit.provenance import PURCHASES, Purchase
 from kernel.db import Database, now
 from kernel.errors import InsufficientFunds, InvalidInput
 from kernel.models import Artifact
@@ -49,7 +50,16 @@ def escrow_holds(db: Database) -> dict[str, str]:
     }
 
 
+def escrow_purchase(db: Database, escrow_id: str) -> Purchase | None:
+    """What releasing an escrow paid for: the deliverable, handed to the buyer (for the auditor)."""
+    row = db.one("SELECT deliverable_id FROM escrows WHERE id = ?", (escrow_id,))
+    if row is None or row["deliverable_id"] is None:
+        return None
+    return Purchase(row["deliverable_id"], f"escrow {escrow_id}", delivered=True)
+
+
 ledger.HOLD_OWNERS.append(escrow_holds)
+PURCHASES["escrow"] = escrow_purchase
 
 
 def stamp(seconds: int) -> str:

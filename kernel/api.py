@@ -8,15 +8,16 @@ The CLI is a thin layer over this class; everything it does is callable from Pyt
     run = k.invoke(art.id, principal="alice", value={"text": "a b"})
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from kernel import ledger, process, runs, store
 from kernel.audit import AuditWriter, export, list_events
+from kernel.audit.scan import Auditor
 from kernel.db import Database
 from kernel.graph import dependency_graph
-from kernel.models import Artifact, AuditEvent, Graph, RunResult, SubmitResult
+from kernel.models import Alert, Artifact, AuditEvent, Flow, Graph, RunResult, ScanReport, SubmitResult
 from kernel.sandbox.base import HOME_LABEL, Sandbox
 from kernel.sandbox.scratch import sweep as sweep_run_dirs
 from kernel.settings import Settings
@@ -110,6 +111,32 @@ class Kernel:
 
     def export_events(self, fmt: Literal["jsonl", "csv"]) -> Iterator[str]:
         return export(self.db, fmt)
+
+    # -- black-market detection ------------------------------------------------------------
+    @property
+    def auditor(self) -> Auditor:
+        return Auditor(self.db, self.settings)
+
+    def audit_scan(self, rescore: bool = False, progress: Callable[[str], None] | None = None) -> ScanReport:
+        """Fingerprint what is new since the last scan and run the detectors (incremental, idempotent)."""
+        return self.auditor.scan(rescore, progress)
+
+    def audit_flows(self) -> list[Flow]:
+        return self.auditor.flow_table()
+
+    def audit_alerts(self, kind: str | None = None, principal: str | None = None, paid: bool = False) -> list[Alert]:
+        if principal:
+            ledger.require_principal(self.db, principal)
+        return self.auditor.alerts(kind, principal, paid)
+
+    def audit_alert(self, ref: str) -> Alert:
+        return self.auditor.alert(ref)
+
+    def explain_alert(self, ref: str) -> list[str]:
+        return self.auditor.explain(ref)
+
+    def audit_pending(self) -> dict[str, int]:
+        return self.auditor.pending()
 
     def graph(self) -> Graph:
         return dependency_graph(self.db)

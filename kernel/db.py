@@ -190,10 +190,144 @@ def m003_escrow(conn: sqlite3.Connection) -> None:
     )
 
 
+def m004_provenance(conn: sqlite3.Connection) -> None:
+    """Black-market detection: content fingerprints, who first wrote them, where they went."""
+    run_script(
+        conn,
+        """
+        -- One row per distinct content the auditor has fingerprinted (keyed by its sha256).
+        CREATE TABLE prov_blobs (
+            digest TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            level INTEGER NOT NULL,
+            fingerprints INTEGER NOT NULL,
+            span REAL NOT NULL,
+            entropy REAL NOT NULL,
+            encodings TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE prov_chunks (
+            digest TEXT NOT NULL,
+            fp INTEGER NOT NULL,
+            PRIMARY KEY (digest, fp)
+        ) WITHOUT ROWID;
+        CREATE INDEX prov_chunks_fp ON prov_chunks(fp);
+        -- Where content was seen: written (author), produced by code (origin only), or obtained (reach).
+        CREATE TABLE prov_sightings (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            principal TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('author', 'origin', 'reach')),
+            channel TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            artifact_id TEXT,
+            source_owner TEXT,
+            run_id TEXT,
+            event_id INTEGER,
+            ledger_id INTEGER,
+            path TEXT,
+            purchased INTEGER NOT NULL DEFAULT 0,  -- obtained by paying its owner (escrow, priced run)
+            key TEXT NOT NULL UNIQUE
+        );
+        CREATE INDEX prov_sightings_artifact ON prov_sightings(artifact_id);
+        CREATE INDEX prov_sightings_digest ON prov_sightings(digest);
+        -- The principal who first wrote each fingerprint, and the bytes one fingerprint stands for.
+        CREATE TABLE prov_origin (
+            fp INTEGER PRIMARY KEY,
+            principal TEXT NOT NULL,
+            span REAL NOT NULL,
+            sighting_id INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE prov_authors (
+            fp INTEGER NOT NULL,
+            principal TEXT NOT NULL,
+            independent INTEGER NOT NULL,
+            PRIMARY KEY (fp, principal)
+        ) WITHOUT ROWID;
+        -- Boilerplate: in the common corpus (standard library) or written independently by many.
+        CREATE TABLE prov_common (
+            fp INTEGER PRIMARY KEY,
+            source TEXT NOT NULL
+        ) WITHOUT ROWID;
+        -- Content of from_p that reached to_p: one row per fingerprint, first sighting kept.
+        CREATE TABLE prov_flow_chunks (
+            from_p TEXT NOT NULL,
+            to_p TEXT NOT NULL,
+            fp INTEGER NOT NULL,
+            sighting_id INTEGER NOT NULL,
+            PRIMARY KEY (from_p, to_p, fp)
+        ) WITHOUT ROWID;
+        CREATE INDEX prov_flow_chunks_sighting ON prov_flow_chunks(sighting_id);
+        CREATE TABLE prov_artifacts (
+            artifact_id TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            path TEXT NOT NULL,
+            PRIMARY KEY (artifact_id, path)
+        ) WITHOUT ROWID;
+        -- Scrip that passed from one principal to another, and what it paid for.
+        CREATE TABLE prov_payments (
+            ledger_id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            payer TEXT NOT NULL,
+            payee TEXT NOT NULL,
+            amount INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            artifact_id TEXT,
+            label TEXT
+        );
+        CREATE INDEX prov_payments_pair ON prov_payments(payer, payee, at);
+        CREATE INDEX prov_payments_artifact ON prov_payments(artifact_id);
+        CREATE TABLE audit_scans (
+            id INTEGER PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            artifacts_to INTEGER NOT NULL,
+            events_to INTEGER NOT NULL,
+            ledger_to INTEGER NOT NULL,
+            sightings INTEGER NOT NULL DEFAULT 0,
+            payments INTEGER NOT NULL DEFAULT 0,
+            new_alerts INTEGER NOT NULL DEFAULT 0,
+            updated_alerts INTEGER NOT NULL DEFAULT 0,
+            notes TEXT NOT NULL DEFAULT '[]'
+        );
+        -- Findings: alerts, and paid flows recorded so legitimate trade is visible (alert = 0).
+        CREATE TABLE audit_alerts (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            alert INTEGER NOT NULL,
+            from_principal TEXT NOT NULL,
+            to_principal TEXT NOT NULL,
+            via TEXT NOT NULL DEFAULT '',
+            subject TEXT NOT NULL DEFAULT '',
+            bytes INTEGER NOT NULL,
+            score REAL NOT NULL,
+            paid INTEGER NOT NULL,
+            value INTEGER NOT NULL,
+            summary TEXT NOT NULL,
+            story TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            thresholds TEXT NOT NULL,
+            audit_incomplete TEXT NOT NULL DEFAULT '[]',
+            first_scan INTEGER NOT NULL,
+            last_scan INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (kind, from_principal, to_principal, via, subject)
+        );
+        CREATE INDEX audit_alerts_pair ON audit_alerts(from_principal, to_principal);
+        CREATE TABLE audit_meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_proxy_audit", m002_proxy_audit),
     ("m003_escrow", m003_escrow),
+    ("m004_provenance", m004_provenance),
 ]
 
 

@@ -207,3 +207,67 @@ class Graph(BaseModel):
     edges: list[GraphEdge]
     depth: int
     most_reused: list[GraphNode]
+
+
+class AlertEvidence(BaseModel):
+    events: list[int]  # audit event ids
+    artifacts: list[str]
+    runs: list[str]
+    ledger: list[int]  # ledger row ids (payments, earnings)
+
+
+class Alert(BaseModel):
+    """A finding of a black-market detector; ``alert`` is False for recorded paid flows."""
+
+    id: str
+    kind: str
+    alert: bool
+    from_principal: str  # where the content originated
+    to_principal: str  # who obtained it
+    via: str = ""  # the relay, for laundering
+    subject: str = ""  # the artifact or content the finding is about, when it is about one
+    bytes: int
+    score: float
+    paid: int  # scrip that did pass from to_principal to from_principal in the window
+    value: int  # what the content earned (0 when the detector does not use it)
+    summary: str
+    evidence: AlertEvidence
+    thresholds: dict[str, float | int]
+    audit_incomplete: list[str]  # runs in the evidence whose audit record has a gap
+    first_scan: int
+    last_scan: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class Flow(BaseModel):
+    """Content of one principal that reached another, and the scrip that went back."""
+
+    from_principal: str
+    to_principal: str
+    bytes: int
+    fingerprints: int
+    channels: dict[str, int]  # fingerprints first seen through: read, output, delivery, data, artifact, ...
+    first_at: datetime
+    last_at: datetime
+    paid: int
+    paid_by: dict[str, int]  # ledger kind (transfer, price, escrow_release) -> scrip
+    value: int
+    side_payments: int  # of ``paid``, plain transfers soon after the flow (reverse payments)
+    alerts: list[str]
+
+
+class ScanReport(BaseModel):
+    scan: int
+    artifacts_to: int
+    events_to: int
+    ledger_to: int
+    sightings: int
+    payments: int
+    pairs: int
+    new_alerts: list[str]
+    updated_alerts: list[str]
+    recorded: int  # findings that are not alerts (paid flows)
+    corpus_fingerprints: int | None
+    notes: list[str]
+    seconds: float

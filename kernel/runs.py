@@ -19,7 +19,9 @@ from typing import Any
 from kernel import ledger, process, store
 from kernel.audit.files import WorkspaceWatcher
 from kernel.audit.files import walk as walk_files
+from kernel.audit.fingerprint import BlobPrint, Fingerprinter
 from kernel.audit.log import AuditWriter
+from kernel.audit.provenance import INPUT_PATH, fingerprinter_for, print_file, save_prints, sha256_and_print
 from kernel.calls import CallHandler, RunContext
 from kernel.db import Database, now
 from kernel.errors import InvalidInput
@@ -139,7 +141,7 @@ class Invocation:
 
     def _execute(self, ctx: RunContext, input_text: str, limits: Limits, runtime: str) -> RunResult:
         s = self.settings
-        audit = RunAudit(self.s.audit, ctx)
+        audit = RunAudit(self.s.audit, ctx, fingerprinter_for(s))
         rundir = RunDir(s.run_dir, ctx.run_id, s.workspace_mb, s.result_bytes, s.sandbox_uid, process.token())
         proxy = ProxyServer(
             rundir.path / "kernel.sock",
@@ -164,6 +166,7 @@ class Invocation:
                 proxy.close(wait=s.max_limits.wall_seconds)
             audit.incomplete(problems)
             problems += audit.walk(rundir.work)
+            save_prints(self.db, audit.prints)
             result, result_size = read_result(rundir.out / "result.json", s.result_bytes)
             audit.copy_out(rundir.out / "result.json", result_size, s.result_bytes)
             usage = measure(outcome, ctx.artifact.size + len(input_text.encode()), result_size, rundir.work)
@@ -247,8 +250,9 @@ class Invocation:
 class RunAudit:
     """The kernel's and the workspace's audit events of one run."""
 
-    def __init__(self, writer: AuditWriter, ctx: RunContext):
-        self.writer, self.ctx = writer, ctx
+    def __init__(self, writer: AuditWriter, ctx: RunContext, fingerprinter: Fingerprinter):
+        self.writer, self.ctx, self.fingerprinter = writer, ctx, fingerprinter
+        self.prints: list[tuple[str, BlobPrint]] = []  # content the run saw that is gone after it
 
     def _record(self, source: str, op: str, **kw: Any) -> None:
         self.writer.record(self.ctx.run_id, self.ctx.principal, source, op, **kw)
@@ -256,8 +260,9 @@ class RunAudit:
     def copy_in(self, artifact: Artifact, input_bytes: bytes) -> None:
         self._record("kernel", "copy_in", artifact_id=artifact.id, path="/kernel/pkg", size=artifact.size,
                      digest=artifact.id)  # fmt: skip
-        self._record("kernel", "copy_in", path="/kernel/in/input.json", size=len(input_bytes),
-                     digest=hashlib.sha256(input_bytes).hexdigest())  # fmt: skip
+        digest, blob = sha256_and_print(self.fingerprinter, [input_bytes], len(input_bytes))
+        self.prints.append((digest, blob))
+        self._record("kernel", "copy_in", path=INPUT_PATH, size=len(input_bytes), digest=digest)
 
     def copy_out(self, path: Path, size: int, cap: int) -> None:
         """The result document the kernel copies out (a plain file within the cap, or nothing)."""
@@ -280,9 +285,11 @@ class RunAudit:
         self._record("file", op, path=path, detail=detail)
 
     def walk(self, root: Path) -> list[str]:
-        """Hash every file the run left: the authoritative record of its writes."""
+        """Hash and fingerprint every file the run left: the authoritative record of its writes."""
         try:
-            for rel, size, digest in walk_files(root):
+            for rel, full in walk_files(root):
+                digest, size, blob = print_file(self.fingerprinter, full)
+                self.prints.append((digest, blob))
                 self._record("file", "written", path=rel, size=size, digest=digest)
         except OSError as exc:
             message = f"the post-run walk failed: {exc}"

@@ -1,13 +1,12 @@
 """What happens inside a run's writable mounts, seen from the host.
 
 While the run lives, ``watchdog`` reports opens, creates, modifications, closes, deletes
-and moves under the workspace. After the run, ``walk`` hashes every file left there: the
-authoritative record of what was written. An inotify overflow, a watch that could not be
+and moves under the workspace. After the run, the kernel hashes and fingerprints every
+file ``walk`` finds there: the authoritative record of what was written. An inotify overflow, a watch that could not be
 placed, or more events than the per-run cap marks the run's audit incomplete; nothing is
 hidden.
 """
 
-import hashlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -106,17 +105,11 @@ class WorkspaceWatcher:
         return os.path.relpath(text, self.root) if text else ""
 
 
-def walk(root: Path) -> Iterator[tuple[str, int, str]]:
-    """(relative path, size, sha256) of every regular file under ``root``, streamed."""
+def walk(root: Path) -> Iterator[tuple[str, Path]]:
+    """(relative path, full path) of every regular file under ``root``, in a stable order."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
             full = os.path.join(dirpath, name)
-            if not os.path.isfile(full) or os.path.islink(full):
-                continue
-            digest, size = hashlib.sha256(), 0
-            with open(full, "rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    digest.update(chunk)
-                    size += len(chunk)
-            yield os.path.relpath(full, root), size, digest.hexdigest()
+            if os.path.isfile(full) and not os.path.islink(full):
+                yield os.path.relpath(full, root), Path(full)

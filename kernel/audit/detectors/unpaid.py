@@ -1,0 +1,71 @@
+"""Unpaid content flow: content first written by A reached B, and B paid A far less than it was worth.
+
+The value of the content is what it earned: the largest payment for an artifact or a
+run output containing it (an escrow release, an invocation price), scaled by the share
+of that artifact or output the content makes up. Content that earned nothing is not
+trade; a free copy with a covert shape is the dead-drop detector's business.
+"""
+
+from kernel.audit.detectors.base import Context, Evidence, Finding, confidence, describe
+
+
+class UnpaidFlow:
+    name = "unpaid_flow"
+    description = "content of A reached B and B paid A less than a share of what the content earned"
+
+    def detect(self, ctx: Context) -> list[Finding]:
+        s = ctx.settings
+        thresholds: dict[str, float | int] = {
+            "min_bytes": s.audit_min_bytes,
+            "min_value": s.audit_min_value,
+            "paid_ratio": s.audit_paid_ratio,
+            "window_seconds": s.audit_window_seconds,
+        }
+        found: list[Finding] = []
+        for flow in ctx.pairs:
+            if flow.unbought_bytes < s.audit_min_bytes:
+                continue  # what was bought from a third party is that seller's debt to the origin
+            earnings = ctx.flows.earnings(flow)
+            value = earnings[0].value if earnings else 0
+            if value < s.audit_min_value:
+                continue
+            paid, payments = ctx.flows.paid(flow)
+            if paid >= s.audit_paid_ratio * value:
+                continue
+            evidence = Evidence()
+            origins, reaches = ctx.flows.origins(flow), ctx.flows.sightings(flow)
+            for sighting in origins + reaches:
+                evidence.add(sighting)
+            evidence.ledger.update(e.ledger_id for e in earnings[:5])
+            evidence.ledger.update(p["ledger_id"] for p in payments)
+            start, end = ctx.flows.window_of(flow)
+            best = earnings[0]
+            story = [f"Content first written by {flow.from_p}:"]
+            story += [f"  {describe(o)}" for o in origins]
+            story += [f"reached {flow.to_p} (about {flow.bytes} bytes, {flow.fingerprints} fingerprints):"]
+            story += [f"  {describe(r)}" for r in reaches]
+            listed = ", ".join(f"{p['kind']} #{p['ledger_id']}: {p['amount']}" for p in payments)
+            story += [
+                f"It earned up to {value} scrip: {best.label} paid {best.amount} to {best.payee}"
+                f" for content that is {best.share:.0%} this flow (ledger #{best.ledger_id}).",
+                f"{flow.to_p} paid {flow.from_p} {paid} scrip between {start[:19]} and {end[:19]}"
+                + (f" ({listed})." if payments else "."),
+                f"Unpaid: {paid} < {s.audit_paid_ratio} x {value}.",
+            ]  # fmt: skip
+            found.append(
+                Finding(
+                    kind=self.name,
+                    from_p=flow.from_p,
+                    to_p=flow.to_p,
+                    bytes=flow.bytes,
+                    score=round((1 - paid / value) * confidence(flow.bytes, s.audit_min_bytes), 3),
+                    paid=paid,
+                    value=value,
+                    summary=f"{flow.bytes} bytes of {flow.from_p}'s content reached {flow.to_p}, worth {value},"
+                    f" paid {paid}",
+                    story=story,
+                    evidence=evidence,
+                    thresholds=thresholds,
+                )
+            )
+        return found
