@@ -258,6 +258,7 @@ def m004_provenance(conn: sqlite3.Connection) -> None:
             PRIMARY KEY (from_p, to_p, fp)
         ) WITHOUT ROWID;
         CREATE INDEX prov_flow_chunks_sighting ON prov_flow_chunks(sighting_id);
+        CREATE INDEX prov_flow_chunks_fp ON prov_flow_chunks(fp);
         CREATE TABLE prov_artifacts (
             artifact_id TEXT NOT NULL,
             digest TEXT NOT NULL,

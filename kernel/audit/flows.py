@@ -54,8 +54,8 @@ def shift(stamp: str, seconds: int) -> str:
 class Flows:
     """Queries over the provenance tables, for one database."""
 
-    def __init__(self, db: Database, window_seconds: int):
-        self.db, self.window = db, window_seconds
+    def __init__(self, db: Database, window_seconds: int, min_bytes: int):
+        self.db, self.window, self.min_bytes = db, window_seconds, min_bytes
 
     def pairs(self, only: set[tuple[str, str]] | None = None) -> list[PairFlow]:
         """One PairFlow per ordered pair with content in common (all pairs, or ``only`` these)."""
@@ -100,38 +100,47 @@ class Flows:
         return sum(r["amount"] for r in rows), rows
 
     def earnings(self, flow: PairFlow) -> list[Earning]:
-        """Payments for artifacts or run outputs that contain part of the flow, largest value first."""
+        """What the flow's content earned its origin or its receiver, largest value first.
+
+        An earning is a payment to either of them for an artifact (an escrow deliverable, an
+        invoked package) or a run output holding at least ``min_bytes`` of the flow's content,
+        valued at the payment times the share of that artifact or output the content makes up.
+        """
         pair = (flow.from_p, flow.to_p)
-        shared_in_artifacts = self.db.rows(
-            "SELECT pa.artifact_id AS ref, COUNT(DISTINCT f.fp) AS shared FROM prov_flow_chunks f"
-            " JOIN prov_chunks c ON c.fp = f.fp JOIN prov_artifacts pa ON pa.digest = c.digest"
+        shared = "COUNT(DISTINCT f.fp) AS shared, SUM(o.span) AS shared_bytes"
+        flow_fps = "FROM prov_flow_chunks f JOIN prov_origin o ON o.fp = f.fp JOIN prov_chunks c ON c.fp = f.fp"
+        payees = "SELECT {key} FROM prov_payments WHERE payee IN (?, ?) AND {key} IS NOT NULL"
+        in_artifacts = self.db.rows(
+            f"SELECT pa.artifact_id AS ref, {shared} {flow_fps} JOIN prov_artifacts pa ON pa.digest = c.digest"
             f" WHERE f.from_p = ? AND f.to_p = ? AND {NOT_COMMON}"
-            " AND pa.artifact_id IN (SELECT artifact_id FROM prov_payments WHERE artifact_id IS NOT NULL)"
-            " GROUP BY pa.artifact_id",
-            pair,
+            f" AND pa.artifact_id IN ({payees.format(key='artifact_id')}) GROUP BY pa.artifact_id",
+            (*pair, *pair),
         )
-        shared_in_outputs = self.db.rows(
-            "SELECT s.run_id AS ref, COUNT(DISTINCT f.fp) AS shared FROM prov_flow_chunks f"
-            " JOIN prov_chunks c ON c.fp = f.fp JOIN prov_sightings s ON s.digest = c.digest"
+        in_outputs = self.db.rows(
+            f"SELECT s.run_id AS ref, {shared} {flow_fps} JOIN prov_sightings s ON s.digest = c.digest"
             f" WHERE f.from_p = ? AND f.to_p = ? AND {NOT_COMMON} AND s.channel = 'output' AND s.role = 'origin'"
-            " AND ('run ' || s.run_id) IN (SELECT label FROM prov_payments WHERE kind = 'price')"
-            " GROUP BY s.run_id",
-            pair,
+            f" AND ('run ' || s.run_id) IN ({payees.format(key='label')}) GROUP BY s.run_id",
+            (*pair, *pair),
         )
         found: list[Earning] = []
-        for row in shared_in_artifacts:
+        for row in in_artifacts:
+            if (row["shared_bytes"] or 0) < self.min_bytes:
+                continue
             total = self.db.one(
                 "SELECT COUNT(DISTINCT c.fp) AS n FROM prov_artifacts pa JOIN prov_chunks c ON c.digest = pa.digest"
                 " WHERE pa.artifact_id = ?",
                 (row["ref"],),
             )
             pay = self.db.one(
-                "SELECT * FROM prov_payments WHERE artifact_id = ? ORDER BY amount DESC, ledger_id LIMIT 1",
-                (row["ref"],),
+                "SELECT * FROM prov_payments WHERE artifact_id = ? AND payee IN (?, ?)"
+                " ORDER BY amount DESC, ledger_id LIMIT 1",
+                (row["ref"], *pair),
             )
             if total and total["n"] and pay:
                 found.append(self._earning(pay, row["shared"] / total["n"], row["ref"]))
-        for row in shared_in_outputs:
+        for row in in_outputs:
+            if (row["shared_bytes"] or 0) < self.min_bytes:
+                continue
             total = self.db.one(
                 "SELECT b.fingerprints AS n FROM prov_sightings s JOIN prov_blobs b ON b.digest = s.digest"
                 " WHERE s.run_id = ? AND s.channel = 'output' AND s.role = 'origin'",

@@ -182,26 +182,27 @@ class Ingest:
             (report.cursors.artifacts,),
         )
         found: list[Sighting] = []
-        for row in rows:
+        for start in range(0, len(rows), 100):  # one transaction per hundred artifacts
+            page = rows[start : start + 100]
             prints: list[tuple[str, BlobPrint]] = []
-            files: list[tuple[str, str]] = []
-            for path, size, pieces in _members(store.blob_path(self.settings, row["id"])):
-                digest, blob = sha256_and_print(self.fp, pieces, size)
-                prints.append((digest, blob))
-                files.append((path, digest))
+            files: list[tuple[str, str, str]] = []
+            for row in page:
+                for path, size, pieces in _members(store.blob_path(self.settings, row["id"])):
+                    digest, blob = sha256_and_print(self.fp, pieces, size)
+                    prints.append((digest, blob))
+                    files.append((row["id"], digest, path))
+                    channel = "data" if row["kind"] == "data" else "artifact"
+                    key = f"artifact:{row['id']}:{path}"
+                    found.append(Sighting(row["created_at"], row["owner"], "author", channel, digest, key,
+                                          artifact_id=row["id"], path=path))  # fmt: skip
+                report.artifacts.add(row["id"])
             with self.db.transaction() as conn:
                 for digest, blob in prints:
                     store_print(conn, digest, blob)
                 conn.executemany(
-                    "INSERT OR IGNORE INTO prov_artifacts (artifact_id, digest, path) VALUES (?, ?, ?)",
-                    [(row["id"], digest, path) for path, digest in files],
+                    "INSERT OR IGNORE INTO prov_artifacts (artifact_id, digest, path) VALUES (?, ?, ?)", files
                 )
-            channel = "data" if row["kind"] == "data" else "artifact"
-            for path, digest in files:
-                found.append(Sighting(row["created_at"], row["owner"], "author", channel, digest,
-                                      f"artifact:{row['id']}:{path}", artifact_id=row["id"], path=path))  # fmt: skip
-            report.artifacts.add(row["id"])
-            report.cursors.artifacts = row["n"]
+            report.cursors.artifacts = page[-1]["n"]
         return found
 
     def _event_cutoff(self) -> int:

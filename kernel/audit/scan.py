@@ -32,7 +32,7 @@ class Auditor:
     def __init__(self, db: Database, settings: Settings):
         self.db, self.settings = db, settings
         self.fingerprinter = fingerprinter_for(settings)
-        self.flows = Flows(db, settings.audit_window_seconds)
+        self.flows = Flows(db, settings.audit_window_seconds, settings.audit_min_bytes)
 
     # -- scanning -------------------------------------------------------------------------
     def cursors(self) -> Cursors:

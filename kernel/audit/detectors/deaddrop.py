@@ -1,5 +1,6 @@
 """Dead drop: an artifact written by A and read by exactly one other principal B soon after,
-under a hidden or meaningless name or with opaque (high-entropy) content, with nothing paid.
+under a hidden or meaningless name or with opaque content (high entropy the auditor cannot
+decode: not gzip, not base64), with nothing paid.
 
 This shape is found without looking at what the content is, so it also catches copies the
 content detectors cannot see (encrypted ones). Scrip from B to A in the window turns it
@@ -57,7 +58,8 @@ class DeadDrop:
             if art is None:
                 continue
             reads = ctx.db.rows(
-                "SELECT s.*, b.size, b.entropy FROM prov_sightings s JOIN prov_blobs b ON b.digest = s.digest"
+                "SELECT s.*, b.size, b.entropy, b.encodings FROM prov_sightings s"
+                " JOIN prov_blobs b ON b.digest = s.digest"
                 " WHERE s.artifact_id = ? AND s.channel = 'read' AND s.principal != ? AND s.at <= ? ORDER BY s.at",
                 (ref, art["owner"], shift(art["created_at"], s.audit_dead_drop_seconds)),
             )
@@ -84,7 +86,12 @@ class DeadDrop:
             signals.append("a hidden name")
         if meaningless(art["name"]) or all(meaningless(p) for p in paths):
             signals.append("a meaningless name")
-        opaque = [r for r in reads if r["size"] >= 256 and r["entropy"] >= s.audit_dead_drop_entropy]
+        # Opaque: dense bytes the auditor could not decode (gzip or base64 it reads through).
+        opaque = [
+            r
+            for r in reads
+            if r["size"] >= 256 and r["entropy"] >= s.audit_dead_drop_entropy and r["encodings"] == "[]"
+        ]
         if opaque:
             signals.append(f"opaque content ({max(r['entropy'] for r in opaque):.2f} bits per byte)")
         if not signals:
