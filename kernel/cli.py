@@ -382,7 +382,7 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 
 @main.group()
 def audit() -> None:
-    """Every read and write: proxy calls, kernel copies, files in run workspaces."""
+    """Every read and write (events, export) and the black-market auditor (scan, flows, alerts)."""
 
 
 @audit.command("events")
@@ -566,13 +566,14 @@ def sweep(ctx: click.Context, as_json: bool) -> None:
     emit(done, as_json, lambda: out.print(", ".join(f"{k}: {len(v)}" for k, v in done.items())))
 
 
-def _add_judiciary() -> None:
+def _add_commands() -> None:
+    import kernel.audit.commands  # noqa: F401 - registers `kernel audit scan | flows | alerts`
     from judiciary.cli import escrow
 
     main.add_command(escrow)
 
 
-_add_judiciary()
+_add_commands()
 
 if __name__ == "__main__":
     main()

@@ -37,7 +37,8 @@ def manifest(
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home")
+    # No common corpus: fingerprinting the standard library takes seconds (tested on its own).
+    return Settings(home=tmp_path / "home", audit_common_corpus=[])
 
 
 @pytest.fixture

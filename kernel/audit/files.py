@@ -7,6 +7,7 @@ placed, or more events than the per-run cap marks the run's audit incomplete; no
 hidden.
 """
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,16 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.inotify import InotifyEmitter
 
 Emit = Callable[[str, str, str | None], None]  # (op, path relative to the root, detail)
+
+
+class _StopRace(logging.Filter):
+    """watchdog logs an error when its emitter loop runs once more after a stop: a benign race."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "called when the thread is inactive" not in record.getMessage()
+
+
+logging.getLogger("watchdog.observers.inotify").addFilter(_StopRace())
 
 
 class OverflowAwareEmitter(InotifyEmitter):

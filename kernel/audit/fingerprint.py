@@ -167,19 +167,24 @@ def _entropy(counts: npt.NDArray[np.int64]) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-def _gunzip(pieces: Iterable[bytes], budget: int) -> Iterator[bytes]:
-    """Decompressed gzip members, at most ``budget`` bytes; stops quietly on damage."""
+def _gunzip(data: bytes, budget: int) -> tuple[list[bytes], bool]:
+    """The decompressed bytes of a gzip blob, at most ``budget`` of them, in pieces; and
+    whether the whole blob decompressed (False on damage: what came out is still kept)."""
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    for piece in pieces:
+    out: list[bytes] = []
+    pending = data
+    while pending and budget > 0:
         try:
-            out = inflater.decompress(piece, budget)
+            piece = inflater.decompress(pending, min(budget, SEGMENT))
         except zlib.error:
-            return
-        budget -= len(out)
-        if out:
-            yield out
-        if budget <= 0:
-            return
+            return out, False
+        budget -= len(piece)
+        if piece:
+            out.append(piece)
+        pending = inflater.unconsumed_tail
+        if not piece and not pending:
+            break
+    return out, budget <= 0 or inflater.eof
 
 
 def _b64(text: bytes) -> bytes | None:
@@ -244,6 +249,12 @@ class Fingerprinter:
         content: list[int],
         budget: list[int],
     ) -> None:
+        """Fingerprint one view of the blob, then its decoded views.
+
+        When a decoding covers the whole view (a gzip file, a base64 file, a JSON
+        document), the encoded bytes are only an envelope: their fingerprints are dropped,
+        so content is counted once, and an encoded copy meets its plaintext original.
+        """
         stream = _Stream(level)
         head = bytearray()  # the start of the blob, kept to decide which decoders apply
         keep = TEXT_SCAN_BYTES if depth < MAX_DEPTH else 0
@@ -251,26 +262,26 @@ class Fingerprinter:
             stream.feed(piece)
             if len(head) <= keep:
                 head += piece[: keep + 1 - len(head)]
-        sets.append(stream.finish())
-        content[0] += stream.bytes
-        if depth >= MAX_DEPTH or not head:
-            return
-        for name, decoded in self._decodings(bytes(head), stream.bytes, budget):
+        raw = stream.finish()
+        views = self._decodings(bytes(head), stream.bytes, budget) if depth < MAX_DEPTH and head else []
+        if not any(whole for _, _, whole in views):
+            sets.append(raw)
+            content[0] += stream.bytes
+        for name, decoded, _ in views:
             if name not in encodings:
                 encodings.append(name)
             self._walk(decoded, level, depth + 1, sets, encodings, content, budget)
 
-    def _decodings(self, head: bytes, size: int, budget: list[int]) -> Iterator[tuple[str, list[bytes]]]:
-        """Decoded views of a blob (gzip, base64 runs, JSON strings), within the byte budget."""
-        complete = len(head) >= size  # the whole blob is in ``head``
-        if head[:2] == b"\x1f\x8b" and complete:
-            out = list(_gunzip([head], budget[0]))
+    def _decodings(self, head: bytes, size: int, budget: list[int]) -> list[tuple[str, list[bytes], bool]]:
+        """Decoded views of a blob (gzip, base64, JSON strings) within the byte budget, each
+        with whether it covers the whole blob."""
+        if len(head) < size:
+            return []  # larger than the text-scan cap: raw fingerprints only
+        if head[:2] == b"\x1f\x8b":
+            out, complete = _gunzip(head, budget[0])
             budget[0] -= sum(map(len, out))
-            if out:
-                yield "gzip", out
-            return
-        if not complete:
-            return
+            return [("gzip", out, complete)] if out else []
+        views: list[tuple[str, list[bytes], bool]] = []
         if size <= JSON_BYTES and head[:1] in (b"{", b"[", b'"'):
             try:
                 doc = json.loads(head)
@@ -279,16 +290,20 @@ class Fingerprinter:
             if doc is not None and not isinstance(doc, (int, float, bool)):
                 strings: list[str] = []
                 _json_strings(doc, strings)
-                texts = [s.encode("utf-8", "surrogatepass") for s in strings if len(s) >= K]
+                texts = [s.encode("utf-8", "surrogatepass") for s in strings]
                 total = sum(map(len, texts))
-                if texts and total <= budget[0]:
+                if total <= budget[0]:
                     budget[0] -= total
-                    for text in texts:
-                        yield "json", [text]
+                    return [("json", [t for t in texts if len(t) >= K], True)]
         if np.count_nonzero(np.frombuffer(head, dtype=np.uint8) >= 0x80) > len(head) // 10:
-            return  # binary: no base64 text to find
+            return views  # binary: no base64 text to find
+        covered = 0
         for match in BASE64_RUN.finditer(head):
             decoded = _b64(match.group())
             if decoded and len(decoded) <= budget[0]:
                 budget[0] -= len(decoded)
-                yield "base64", [decoded]
+                covered += len(match.group())
+                views.append(("base64", [decoded], False))
+        if views and covered >= 0.95 * len(head.strip()):
+            views = [("base64", [b"".join(p for _, pieces, _ in views for p in pieces)], True)]
+        return views

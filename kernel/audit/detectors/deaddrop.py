@@ -28,13 +28,31 @@ def is_word(token: str) -> bool:
 
 
 def meaningless(name: str) -> bool:
-    """True for names that read as noise: random letters, hex, digits."""
+    """True for names that read as noise: random letters, hex, long bare numbers.
+
+    Letters are split into words (camelCase too); a word reads as one when it has vowels
+    in a natural proportion. A part that alternates letters and digits three times or
+    more (hex, tokens) is noise as a whole. Digits next to words (versions, years) are
+    neutral; a name of two letters or fewer is too short to judge.
+    """
     stem = EXTENSION.sub("", name.rsplit("/", 1)[-1].lstrip("."))
-    words = [t for part in re.split(r"[^A-Za-z0-9]+", stem) for t in re.findall(r"[A-Z]?[a-z]+|[A-Z]+|\d+", part)]
-    if not words:
-        return True
-    total = sum(map(len, words))
-    return sum(len(t) for t in words if is_word(t)) / total < 0.5
+    parts = [p for p in re.split(r"[^A-Za-z0-9]+", stem) if p]
+    letters = wordy = digits = 0
+    for part in parts:
+        if part.isdigit():
+            digits += len(part)
+            continue
+        if len(re.findall(r"[A-Za-z]+|\d+", part)) >= 4:  # letters and digits alternating: hex, tokens
+            letters += len(part)
+            continue
+        for token in re.findall(r"[A-Z]?[a-z]+|[A-Z]+", part):
+            letters += len(token)
+            wordy += len(token) if is_word(token) else 0
+    if letters == 0:
+        return digits == 0 or digits >= 6
+    if letters <= 2 and wordy == 0 and len(parts) == 1 and len(stem) <= 3:
+        return False
+    return wordy / letters < 0.5
 
 
 def hidden(path: str) -> bool:

@@ -1,0 +1,271 @@
+"""Each detector on hand-built audit logs, and the scan around them: incremental, idempotent,
+honest about gaps, quiet on boilerplate and on paid trade."""
+
+import base64
+import gzip
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kernel.api import Kernel
+from kernel.audit import detectors as registry
+from kernel.audit.detectors.deaddrop import hidden, meaningless
+from kernel.audit.provenance import Cursors, Ingest, fingerprinter_for
+from kernel.errors import InvalidInput, NotFound
+from kernel.models import Alert
+from tests.audit_log import Log, module
+
+
+@pytest.fixture
+def log(fake_kernel: Kernel, tmp_path: Path) -> Iterator[Log]:
+    yield Log(fake_kernel, tmp_path / "log")
+
+
+def of_kind(alerts: list[Alert], kind: str) -> list[Alert]:
+    return [a for a in alerts if a.kind == kind]
+
+
+def world(log: Log, *, name: str = "engine-notes", drop: bytes | None = None, price: int = 10,
+          pay: int = 0, customers: int = 1) -> dict[str, Any]:  # fmt: skip
+    """ann sells a private module; she drops it in a public data artifact; ben reads it."""
+    ann, ben, cat = log.principal("ann"), log.principal("ben"), log.principal("cat")
+    secret = module(1)
+    product = log.package(ann, {"engine.py": secret}, price=price, public=False)
+    for _ in range(customers):
+        log.run(cat, product, output={"ok": 1})  # an honest customer pays ann's price
+    tool_a, tool_b = log.package(ann, {}), log.package(ben, {})
+    run_a = log.run(ann, tool_a)
+    dropped = log.write_data(run_a, ann, name, {"blob": secret if drop is None else drop})
+    run_b = log.run(ben, tool_b)
+    read = log.read(run_b, ben, dropped, "blob")
+    if pay:
+        log.transfer(ben, ann, pay)
+    return {"product": product, "drop": dropped, "run_b": run_b, "read": read, "secret": secret}
+
+
+# -- unpaid content flow --------------------------------------------------------------------
+def test_unpaid_flow_names_both_principals_with_the_events_as_evidence(fake_kernel: Kernel, log: Log) -> None:
+    w = world(log)
+    report = fake_kernel.audit_scan()
+    [alert] = of_kind(fake_kernel.audit_alerts(), "unpaid_flow")
+    assert (alert.from_principal, alert.to_principal, alert.paid) == ("ann", "ben", 0)
+    assert alert.id in report.new_alerts and 0.5 < alert.score <= 1
+    assert alert.bytes >= len(w["secret"]) * 0.8 and 0 < alert.value <= 10
+    assert w["read"] in alert.evidence.events and {w["drop"], w["product"]} <= set(alert.evidence.artifacts)
+    assert alert.thresholds["paid_ratio"] == 0.5 and alert.thresholds["min_bytes"] == 256
+    story = "\n".join(fake_kernel.explain_alert(alert.id[:8]))
+    assert f"event #{w['read']}" in story and "ann submitted artifact" in story and "Unpaid: 0 < 0.5" in story
+
+
+def test_a_matching_payment_is_recorded_as_paid_trade_not_an_alert(fake_kernel: Kernel, log: Log) -> None:
+    world(log, pay=10)
+    fake_kernel.audit_scan()
+    assert not of_kind(fake_kernel.audit_alerts(), "unpaid_flow")
+    [paid] = of_kind(fake_kernel.audit_alerts(paid=True), "reverse_payment")
+    assert not paid.alert and (paid.from_principal, paid.to_principal, paid.paid) == ("ann", "ben", 10)
+    [flow] = [f for f in fake_kernel.audit_flows() if (f.from_principal, f.to_principal) == ("ann", "ben")]
+    assert flow.paid == 10 and flow.paid_by == {"transfer": 10} and flow.side_payments == 10 and not flow.alerts
+
+
+def test_content_that_earned_nothing_is_not_unpaid_trade(fake_kernel: Kernel, log: Log) -> None:
+    world(log, price=0, customers=0)
+    fake_kernel.audit_scan()
+    assert fake_kernel.audit_alerts() == []
+    assert any(f.from_principal == "ann" and f.to_principal == "ben" for f in fake_kernel.audit_flows())
+
+
+def test_partial_and_encoded_copies_are_found(fake_kernel: Kernel, log: Log) -> None:
+    secret = module(1)
+    w = world(log, drop=base64.b64encode(gzip.compress(b"# header\n" + secret[len(secret) // 3 :])))
+    fake_kernel.audit_scan()
+    [alert] = of_kind(fake_kernel.audit_alerts(), "unpaid_flow")
+    assert alert.from_principal == "ann" and len(secret) * 0.5 < alert.bytes < len(w["secret"])
+
+
+def test_flows_below_the_minimum_are_not_alerts(fake_kernel: Kernel, log: Log) -> None:
+    world(log, drop=module(1)[200:400])
+    fake_kernel.audit_scan()
+    assert not of_kind(fake_kernel.audit_alerts(), "unpaid_flow")
+
+
+# -- dead drop ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "drop", "signal"),
+    [
+        (".cache", None, "a hidden name"),
+        ("k3j9x2a7q", None, "a meaningless name"),
+        ("engine-notes", random.Random(5).randbytes(4096), "opaque content"),
+    ],
+)
+def test_dead_drop_by_name_or_opaque_content(fake_kernel: Kernel, log: Log, name: str, drop: bytes | None,
+                                             signal: str) -> None:  # fmt: skip
+    w = world(log, name=name, drop=drop, price=0, customers=0)
+    fake_kernel.audit_scan()
+    [alert] = of_kind(fake_kernel.audit_alerts(), "dead_drop")
+    assert (alert.from_principal, alert.to_principal, alert.subject) == ("ann", "ben", w["drop"])
+    assert signal in alert.summary and w["read"] in alert.evidence.events
+
+
+def test_no_dead_drop_for_plain_names_decodable_content_many_readers_or_payment(fake_kernel: Kernel, log: Log) -> None:
+    text = "\n".join(f"city-{i},{i * 37 % 1000}" for i in range(400)).encode()
+    w = world(log, name="city-populations-2024", drop=gzip.compress(text), price=0, customers=0)
+    fake_kernel.audit_scan()
+    assert not of_kind(fake_kernel.audit_alerts(), "dead_drop"), "gzip is dense but readable: not opaque"
+    hidden_drop = log.write_data(log.run("ann", log.package("ann", {})), "ann", ".x", {"blob": random.randbytes(999)})
+    for reader in ("ben", "cat"):
+        log.read(log.run(reader, log.package(reader, {})), reader, hidden_drop, "blob")
+    fake_kernel.audit_scan()
+    assert not of_kind(fake_kernel.audit_alerts(), "dead_drop"), "two readers is publishing, not a drop"
+    paid_drop = log.write_data(log.run("ann", log.package("ann", {})), "ann", ".y", {"blob": random.randbytes(999)})
+    log.read(w["run_b"], "ben", paid_drop, "blob")
+    log.transfer("ben", "ann", 5)
+    fake_kernel.audit_scan()
+    assert not of_kind(fake_kernel.audit_alerts(), "dead_drop"), "a paid drop is trade"
+
+
+def test_names_that_read_as_noise() -> None:
+    for noise in ("k3j9x2a7q", "7f3a9c01e2", "qzxwvtkp", "x9_f3_k2"):
+        assert meaningless(noise), noise
+    for word in ("weather-2024.csv", "CityPopulations", "engine-notes", "data.csv.gz", "README.md", "v2"):
+        assert not meaningless(word), word
+    assert hidden(".cache/blob") and hidden("a/.b") and not hidden("a/b.c")
+
+
+# -- laundering ---------------------------------------------------------------------------------
+def test_laundering_names_the_relay(fake_kernel: Kernel, log: Log) -> None:
+    ann, ben, cid, cat = (log.principal(p) for p in ("ann", "ben", "cid", "cat"))
+    secret = module(2)
+    product = log.package(ann, {"engine.py": secret}, price=8, public=False)
+    log.run(cat, product, output={"ok": 1})
+    dropped = log.write_data(log.run(ann, log.package(ann, {})), ann, "notes", {"engine.py": secret})
+    relay_run = log.run(cid, log.package(cid, {}))
+    log.read(relay_run, cid, dropped, "engine.py")
+    mirror = log.write_data(relay_run, cid, "mirror", {"copy/engine.py": secret})
+    log.read(log.run(ben, log.package(ben, {})), ben, mirror, "copy/engine.py")
+    fake_kernel.audit_scan()
+    [alert] = of_kind(fake_kernel.audit_alerts(), "laundering")
+    assert (alert.from_principal, alert.to_principal, alert.via, alert.subject) == ("ann", "ben", "cid", mirror)
+    assert "cid passed it on: 100%" in "\n".join(fake_kernel.explain_alert(alert.id))
+    assert {("ann", "ben"), ("ann", "cid")} <= {(a.from_principal, a.to_principal) for a in fake_kernel.audit_alerts()}
+    assert not [a for a in fake_kernel.audit_alerts() if a.from_principal == "cid"], "the content is ann's, not cid's"
+
+
+# -- boilerplate ----------------------------------------------------------------------------------
+def test_content_written_independently_by_several_principals_is_boilerplate(fake_kernel: Kernel, log: Log) -> None:
+    shared = module(3)
+    authors = [log.principal(p) for p in ("ann", "ben", "cid", "dot")]
+    for who in authors[:3]:
+        log.package(who, {"helpers.py": shared}, price=5)
+    run = log.run("dot", log.package("dot", {}))
+    for art in fake_kernel.artifacts(owner="ann"):
+        if art.price:
+            log.read(run, "dot", art.id, "helpers.py")
+    fake_kernel.audit_scan()
+    assert not [f for f in fake_kernel.audit_flows() if f.bytes >= 256], "written by three: boilerplate"
+
+
+def test_the_common_corpus_is_boilerplate(fake_kernel: Kernel, log: Log, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus" / "lib.py"
+    corpus.parent.mkdir()
+    corpus.write_bytes(module(4))
+    fake_kernel.settings.audit_common_corpus = [corpus.parent]
+    world(log, drop=module(4))
+    report = fake_kernel.audit_scan()
+    assert report.corpus_fingerprints and report.corpus_fingerprints > 10
+    assert not of_kind(fake_kernel.audit_alerts(), "unpaid_flow")
+    assert fake_kernel.audit_scan().corpus_fingerprints is None, "seeded once"
+
+
+# -- the scan ------------------------------------------------------------------------------------
+def test_scans_are_incremental_and_idempotent(fake_kernel: Kernel, log: Log) -> None:
+    w = world(log)
+    first = fake_kernel.audit_scan()
+    again = fake_kernel.audit_scan()
+    assert first.new_alerts and again.new_alerts == [] and again.updated_alerts == [] and again.sightings == 0
+    assert again.events_to == first.events_to and fake_kernel.audit_pending() == {"artifacts": 0, "events": 0,
+                                                                                  "ledger": 0}  # fmt: skip
+    dan = log.principal("dan")
+    log.read(log.run(dan, log.package(dan, {})), dan, w["drop"], "blob")
+    third = fake_kernel.audit_scan()
+    assert third.events_to > first.events_to and third.sightings > 0
+    assert {fake_kernel.audit_alert(a).to_principal for a in third.new_alerts} == {"dan"}
+    assert len(fake_kernel.audit_alerts()) == len(first.new_alerts) + len(third.new_alerts)
+
+
+def test_a_scan_that_died_half_way_is_simply_repeated(fake_kernel: Kernel, log: Log) -> None:
+    world(log)
+    Ingest(fake_kernel.db, fake_kernel.settings, fingerprinter_for(fake_kernel.settings))(Cursors())  # no cursor saved
+    report = fake_kernel.audit_scan()
+    assert report.new_alerts and fake_kernel.audit_scan().new_alerts == []
+    keys = [(a.kind, a.from_principal, a.to_principal) for a in fake_kernel.audit_alerts()]
+    assert len(keys) == len(set(keys))
+
+
+def test_runs_in_flight_wait_for_the_next_scan(fake_kernel: Kernel, log: Log) -> None:
+    w = world(log)
+    fake_kernel.db.conn.execute("UPDATE runs SET state = 'running' WHERE id = ?", (w["run_b"],))
+    fake_kernel.audit_scan()
+    assert not [a for a in fake_kernel.audit_alerts() if a.to_principal == "ben"]
+    assert fake_kernel.audit_pending()["events"] > 0
+    fake_kernel.db.conn.execute("UPDATE runs SET state = 'done' WHERE id = ?", (w["run_b"],))
+    fake_kernel.audit_scan()
+    assert [a for a in fake_kernel.audit_alerts() if a.to_principal == "ben"]
+
+
+def test_alerts_over_an_incomplete_audit_say_so(fake_kernel: Kernel, log: Log) -> None:
+    w = world(log)
+    fake_kernel.db.conn.execute("UPDATE runs SET audit_incomplete = 1 WHERE id = ?", (w["run_b"],))
+    fake_kernel.audit_scan()
+    [alert] = of_kind(fake_kernel.audit_alerts(), "unpaid_flow")
+    assert alert.audit_incomplete == [w["run_b"]]
+    assert any("is incomplete" in line for line in fake_kernel.explain_alert(alert.id))
+
+
+def test_workspace_files_and_outputs_carry_content(fake_kernel: Kernel, log: Log) -> None:
+    """ben's run reads nothing, but a run of ann's free artifact returns the secret to him."""
+    ann, ben, cat = log.principal("ann"), log.principal("ben"), log.principal("cat")
+    secret = module(6)
+    product = log.package(ann, {"engine.py": secret}, price=9)
+    log.run(cat, product, output={"ok": 1})
+    leak = log.package(ann, {"leak.py": b"def leak():\n    pass\n"})
+    run = log.run(ben, leak, output={"source": secret.decode()})
+    log.workspace(run, ben, "copy.py", secret)
+    fake_kernel.audit_scan()
+    [alert] = of_kind(fake_kernel.audit_alerts(), "unpaid_flow")
+    assert (alert.from_principal, alert.to_principal) == ("ann", "ben") and run in alert.evidence.runs
+    assert "received it as the value of run" in "\n".join(fake_kernel.explain_alert(alert.id))
+
+
+def test_empty_worlds_unknown_ids_and_binary_content(fake_kernel: Kernel, log: Log) -> None:
+    report = fake_kernel.audit_scan()
+    assert report.sightings == 0 and fake_kernel.audit_flows() == [] and fake_kernel.audit_alerts() == []
+    with pytest.raises(NotFound, match="kernel audit alerts"):
+        fake_kernel.explain_alert("abcdef12")
+    with pytest.raises(InvalidInput, match="6 hex digits"):
+        fake_kernel.audit_alert("xyz")
+    with pytest.raises(InvalidInput, match="no detector named"):
+        fake_kernel.audit_alerts(kind="nope")
+    with pytest.raises(NotFound):
+        fake_kernel.audit_alerts(principal="nobody")
+    world(log, drop=b"\xff\xfe\x00\x81" * 3000 + "é".encode("latin-1") * 500)
+    fake_kernel.audit_scan()  # binary, non-UTF-8: fingerprinted like anything else
+    assert fake_kernel.audit_flows()
+
+
+def test_detectors_are_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Extra:
+        name, description = "extra", "a test plugin"
+
+        def detect(self, ctx: object) -> list[object]:
+            return []
+
+    class EntryPoint:
+        def load(self) -> type:
+            return Extra
+
+    monkeypatch.setattr(registry, "entry_points", lambda group: [EntryPoint()] if group == registry.GROUP else [])
+    names = [d.name for d in registry.detectors()]
+    assert names == ["unpaid_flow", "dead_drop", "laundering", "reverse_payment", "extra"]
