@@ -1,10 +1,13 @@
 """Black-market detection: precision and recall on a seeded world with planted covert transfers.
 
 A world of honest principals does ordinary work through the real kernel (submitting
-packages, invoking each other's priced artifacts, publishing and reading public
-datasets, buying through escrow, paying for data by transfer). Into it covert transfers
+packages with shared boilerplate and vendored standard-library modules, invoking each
+other's priced artifacts and reselling the reports they bought, publishing and reading
+public datasets, some compressed, some read by one principal only, buying through
+escrow, paying for data by transfer). Into it covert transfers
 are planted: a principal A with a priced, private module hands it to B outside the
-ledger through a public data artifact (a drop), and B sells it through an escrow. Kinds:
+ledger through a public data artifact (a drop), and B sells it through an escrow (some
+B pay A a token scrip, to look like trade). Kinds:
 exact copy, renamed file, partial copy under a new header, file split across two
 artifacts, base64- and gzip-encoded copies, relay through a third principal, and an
 encrypted drop of content that never appeared in plaintext (a known limit of content
@@ -125,6 +128,13 @@ def tool(env: Env, v: Any) -> Any:
     return {"words": len(text.split()), "top": sorted(counts, key=lambda w: -counts[w])[:3]}
 
 
+def product(env: Env, v: Any) -> Any:
+    """A priced product's run: a report of its own making (new content its owner sells)."""
+    rng = random.Random(str(v.get("text")))
+    lines = [f"{rng.choice(WORDS)} {rng.choice(WORDS)}: {rng.random():.5f} ({rng.randrange(10**6)})" for _ in range(30)]
+    return {"report": "\n".join(lines)}
+
+
 def pay(env: Env, v: Any) -> Any:
     return env.transfer(v["to"], v["amount"], v.get("memo", ""))
 
@@ -137,6 +147,7 @@ BEHAVIOURS: dict[str, Callable[[Env, Any], Any]] = {
     "relay:main": relay,
     "tool:main": tool,
     "pay:main": pay,
+    "lib:main": product,
 }
 
 
@@ -287,9 +298,12 @@ def honest_world(w: World) -> None:
         ref = w.run(p, "publish:main", {"name": name, "files": {path: base64.b64encode(data).decode()}})
         w.datasets.append((ref, path, p))
     for p in w.honest:
+        bought = []
         for ref, owner in rng.sample(w.priced, min(len(w.priced), rng.randrange(1, 4))):
             if owner != p:  # invoke someone's priced product: paid flows of its output
-                w.kernel.invoke(ref, p, {"text": " ".join(rng.choices(WORDS, k=30))})
+                run = w.kernel.invoke(ref, p, {"text": " ".join(rng.choices(WORDS, k=30))})
+                assert run.status.value == "ok", run.reason
+                bought.append(run.output["report"])
         for ref, path, owner in rng.sample(w.datasets, min(len(w.datasets), rng.randrange(0, 3))):
             if owner == p or (path.endswith(".gz") and rng.random() < 0.5):
                 continue
@@ -297,8 +311,9 @@ def honest_world(w: World) -> None:
             if rng.random() < 0.2:  # paid for the data by plain transfer: a recorded side payment
                 w.run(p, "pay:main", {"to": owner, "amount": rng.randrange(1, 10), "memo": "thanks for the data"})
         w.run(p, "tool:main", {"text": " ".join(rng.choices(WORDS, k=50))})
-        if rng.random() < 0.4:  # sells its own work through an escrow
-            w.sell(p, {"solution.py": w.code(24)})
+        if rng.random() < 0.4:  # sells its own work through an escrow, with reports it bought (resale)
+            extra = {"reports.txt": "\n".join(bought)} if bought and rng.random() < 0.5 else {}
+            w.sell(p, {"solution.py": w.code(24), **extra})
 
 
 def _stdlib_module(rng: random.Random) -> str:
@@ -354,6 +369,8 @@ def plant(w: World, kind: str) -> None:
     else:
         raise ValueError(kind)
     plain = base64.b64decode(w.run(b, "fetch:main", plan)).decode()
+    if rng.random() < 0.3:  # a token payment, to look like trade
+        w.run(b, "pay:main", {"to": a, "amount": 1, "memo": "thanks"})
     w.sell(b, {"solution.py": "# solution\n" + plain} if kind != "encrypted" else {"assets/table.csv": plain})
 
 

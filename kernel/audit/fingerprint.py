@@ -38,6 +38,7 @@ TEXT_SCAN_BYTES = 16 << 20  # base64 runs are looked for inside text blobs up to
 JSON_BYTES = 8 << 20  # JSON documents up to this size have their strings read
 BASE64_RUN = re.compile(rb"(?:[A-Za-z0-9+/]{4}[\r\n]?){24,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 
+HEX_ID = re.compile(r"[0-9a-f]{16,64}")
 U64 = npt.NDArray[np.uint64]
 _BASE = np.uint64(0x100000001B3)  # odd, so every power is invertible modulo 2**64
 _TABLE = np.random.default_rng(0x6B65726E656C).integers(1, 2**63, size=256, dtype=np.uint64)
@@ -290,7 +291,8 @@ class Fingerprinter:
             if doc is not None and not isinstance(doc, (int, float, bool)):
                 strings: list[str] = []
                 _json_strings(doc, strings)
-                texts = [s.encode("utf-8", "surrogatepass") for s in strings]
+                # Ids and digests are references to content, not content.
+                texts = [s.encode("utf-8", "surrogatepass") for s in strings if not HEX_ID.fullmatch(s)]
                 total = sum(map(len, texts))
                 if total <= budget[0]:
                     budget[0] -= total

@@ -39,11 +39,15 @@ class PairFlow:
     first_at: str
     last_at: str
     channels: dict[str, int] = field(default_factory=dict)
-    bought_bytes: int = 0  # bought from a third party (who owes the origin; the buyer does not)
+    bought_bytes: int = 0  # bought at the seller's price (an escrow, a priced run)
 
     @property
     def unbought_bytes(self) -> int:
-        """Bytes that reached the receiver other than by paying a third party for them."""
+        """Bytes that reached the receiver free (a read, a free run's value), not bought.
+
+        Bought from the origin, the content was paid at the origin's own asking price;
+        bought from a third party, any debt to the origin is that seller's, not the buyer's.
+        """
         return self.bytes - self.bought_bytes
 
 
@@ -61,7 +65,7 @@ class Flows:
         """One PairFlow per ordered pair with content in common (all pairs, or ``only`` these)."""
         sql = (
             "SELECT f.from_p, f.to_p, s.channel, COUNT(*) AS n, SUM(o.span) AS bytes, MIN(s.at) AS first_at,"
-            " MAX(s.at) AS last_at, (s.purchased AND s.source_owner != f.from_p) AS bought"
+            " MAX(s.at) AS last_at, s.purchased AS bought"
             " FROM prov_flow_chunks f JOIN prov_origin o ON o.fp = f.fp"
             f" JOIN prov_sightings s ON s.id = f.sighting_id WHERE {NOT_COMMON} {{where}}"
             " GROUP BY f.from_p, f.to_p, s.channel, bought"
@@ -99,16 +103,19 @@ class Flows:
         rows = self.payments(flow.to_p, flow.from_p, *self.window_of(flow))
         return sum(r["amount"] for r in rows), rows
 
-    def earnings(self, flow: PairFlow) -> list[Earning]:
+    def earnings(self, flow: PairFlow, free_only: bool = False) -> list[Earning]:
         """What the flow's content earned its origin or its receiver, largest value first.
 
         An earning is a payment to either of them for an artifact (an escrow deliverable, an
         invoked package) or a run output holding at least ``min_bytes`` of the flow's content,
         valued at the payment times the share of that artifact or output the content makes up.
+        With ``free_only``, only the part of the flow that was not bought counts.
         """
         pair = (flow.from_p, flow.to_p)
         shared = "COUNT(DISTINCT f.fp) AS shared, SUM(o.span) AS shared_bytes"
         flow_fps = "FROM prov_flow_chunks f JOIN prov_origin o ON o.fp = f.fp JOIN prov_chunks c ON c.fp = f.fp"
+        if free_only:
+            flow_fps += " JOIN prov_sightings fs ON fs.id = f.sighting_id AND fs.purchased = 0"
         payees = "SELECT {key} FROM prov_payments WHERE payee IN (?, ?) AND {key} IS NOT NULL"
         in_artifacts = self.db.rows(
             f"SELECT pa.artifact_id AS ref, {shared} {flow_fps} JOIN prov_artifacts pa ON pa.digest = c.digest"
@@ -169,6 +176,31 @@ class Flows:
         return self.db.rows(
             "SELECT s.*, COUNT(*) AS fingerprints FROM prov_flow_chunks f JOIN prov_origin o ON o.fp = f.fp"
             f" JOIN prov_sightings s ON s.id = o.sighting_id WHERE f.from_p = ? AND f.to_p = ? AND {NOT_COMMON}"
+            " GROUP BY s.id ORDER BY s.at, s.id LIMIT ?",
+            (flow.from_p, flow.to_p, limit),
+        )
+
+    def sources(self, reaches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """How the artifacts the receiver obtained got their content: each file's first author sighting."""
+        found: dict[int, dict[str, Any]] = {}
+        for r in reaches:
+            if r["artifact_id"] and r["path"] and r["channel"] in ("read", "delivery"):
+                made = self.db.one(
+                    "SELECT * FROM prov_sightings WHERE artifact_id = ? AND path = ? AND role = 'author'"
+                    " ORDER BY event_id IS NULL, at, id LIMIT 1",
+                    (r["artifact_id"], r["path"]),
+                )
+                if made:
+                    found[made["id"]] = made
+        return sorted(found.values(), key=lambda s: (s["at"], s["id"]))
+
+    def uses(self, flow: PairFlow, limit: int = 10) -> list[dict[str, Any]]:
+        """Where the receiver wrote the content it obtained: artifacts, inputs, workspace files."""
+        return self.db.rows(
+            "SELECT s.*, COUNT(DISTINCT f.fp) AS fingerprints FROM prov_sightings s"
+            " JOIN prov_chunks c ON c.digest = s.digest"
+            " JOIN prov_flow_chunks f ON f.fp = c.fp AND f.from_p = ? AND f.to_p = s.principal"
+            f" WHERE s.principal = ? AND s.role = 'author' AND {NOT_COMMON} AND s.id > f.sighting_id"
             " GROUP BY s.id ORDER BY s.at, s.id LIMIT ?",
             (flow.from_p, flow.to_p, limit),
         )

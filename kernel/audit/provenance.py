@@ -12,11 +12,13 @@ A scan turns what is new since the last scan into *sightings* of fingerprinted c
   of its content by the payer.
 
 Sightings are applied in time order. The first author of a fingerprint is its origin.
-When content of origin A reaches B, or B writes it, the pair (A, B) gets the fingerprint
-in ``prov_flow_chunks`` once. A principal who writes a fingerprint it never obtained
-wrote it independently; a fingerprint written independently by ``audit_common_authors``
-principals, or found in the common corpus (the standard library), is boilerplate and
-never counts.
+When content of origin A reaches B, the pair (A, B) gets the fingerprint in
+``prov_flow_chunks`` once. Writing content does not make a flow: a principal who writes
+a fingerprint it never obtained wrote it independently (two people can type the same
+boilerplate), and one who writes what it obtained already has the flow; what it writes
+matters for the content's value (what the artifacts holding it earned). A fingerprint
+written independently by ``audit_common_authors`` principals, or found in the common
+corpus (the standard library), is boilerplate and never counts.
 """
 
 import hashlib
@@ -341,7 +343,7 @@ class Ingest:
                 " WHERE c.digest = ? AND a.independent = 1 GROUP BY a.fp HAVING COUNT(*) >= ?",
                 (d, self.settings.audit_common_authors),
             )
-        if s.role in ("author", "reach"):
+        if s.role == "reach":
             conn.execute(
                 "INSERT OR IGNORE INTO prov_flow_chunks (from_p, to_p, fp, sighting_id)"
                 " SELECT o.principal, ?, c.fp, ? FROM prov_chunks c JOIN prov_origin o ON o.fp = c.fp"

@@ -26,7 +26,7 @@ class Laundering:
         found: list[Finding] = []
         for flow in ctx.pairs:
             if flow.unbought_bytes < s.audit_min_bytes:
-                continue  # what was bought from a third party is that seller's debt to the origin
+                continue  # bought at a price: fair to the origin, or the seller's debt to it
             relays: dict[tuple[str, str], list[dict[str, Any]]] = {}
             for r in ctx.flows.sightings(flow, limit=1000):
                 owner = r["source_owner"]
@@ -63,7 +63,7 @@ class Laundering:
         share = self._share(ctx, flow.from_p, reaches)
         if share < s.audit_relay_share:
             return None
-        earnings = ctx.flows.earnings(flow)
+        earnings = ctx.flows.earnings(flow, free_only=True)
         value = earnings[0].value if earnings else 0
         paid, payments = ctx.flows.paid(flow)
         readers = ctx.db.one(

@@ -1,4 +1,5 @@
-"""Unpaid content flow: content first written by A reached B, and B paid A far less than it was worth.
+"""Unpaid content flow: content first written by A reached B for free (a read, a free run's
+value), and B paid A far less than it was worth.
 
 The value of the content is what it earned: the largest payment for an artifact or a
 run output containing it (an escrow release, an invocation price), scaled by the share
@@ -24,8 +25,8 @@ class UnpaidFlow:
         found: list[Finding] = []
         for flow in ctx.pairs:
             if flow.unbought_bytes < s.audit_min_bytes:
-                continue  # what was bought from a third party is that seller's debt to the origin
-            earnings = ctx.flows.earnings(flow)
+                continue  # bought at a price: fair to the origin, or the seller's debt to it
+            earnings = ctx.flows.earnings(flow, free_only=True)
             value = earnings[0].value if earnings else 0
             if value < s.audit_min_value:
                 continue
@@ -34,7 +35,8 @@ class UnpaidFlow:
                 continue
             evidence = Evidence()
             origins, reaches = ctx.flows.origins(flow), ctx.flows.sightings(flow)
-            for sighting in origins + reaches:
+            sources, uses = ctx.flows.sources(reaches), ctx.flows.uses(flow)
+            for sighting in origins + reaches + sources + uses:
                 evidence.add(sighting)
             evidence.ledger.update(e.ledger_id for e in earnings[:5])
             evidence.ledger.update(p["ledger_id"] for p in payments)
@@ -44,6 +46,12 @@ class UnpaidFlow:
             story += [f"  {describe(o)}" for o in origins]
             story += [f"reached {flow.to_p} (about {flow.bytes} bytes, {flow.fingerprints} fingerprints):"]
             story += [f"  {describe(r)}" for r in reaches]
+            if sources:
+                story += ["The artifacts it was read from were made so:"]
+                story += [f"  {describe(m)}" for m in sources]
+            if uses:
+                story += [f"{flow.to_p} then wrote it into:"]
+                story += [f"  {describe(u)}" for u in uses]
             listed = ", ".join(f"{p['kind']} #{p['ledger_id']}: {p['amount']}" for p in payments)
             story += [
                 f"It earned up to {value} scrip: {best.label} paid {best.amount} to {best.payee}"
