@@ -31,9 +31,9 @@ import base64
 import gzip
 import json
 import random
-import secrets
 import shutil
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Callable
@@ -252,9 +252,11 @@ def _names(rng: random.Random, n: int) -> list[str]:
     return names
 
 
-def build(seed: int, honest: int, kind: str | None, planted: int, home: Path) -> World:
+def build(
+    seed: int, honest: int, kind: str | None, planted: int, home: Path, corpus: list[Path] | None = None
+) -> World:
     rng = random.Random(seed)
-    settings = Settings(home=home)
+    settings = Settings(home=home, audit_common_corpus=corpus)
     kernel = Kernel(settings, sandbox=InProcessSandbox(BEHAVIOURS), image="sim:1")
     court = Court(kernel, runner=lambda: AcceptingRunner())  # type: ignore[arg-type,return-value]
     world = World(kernel, court, rng, home.parent / "packages")
@@ -316,11 +318,16 @@ def honest_world(w: World) -> None:
             w.sell(p, {"solution.py": w.code(24), **extra})
 
 
-def _stdlib_module(rng: random.Random) -> str:
-    import sysconfig
+VENDORED = ["textwrap.py", "shlex.py", "fnmatch.py", "bisect.py", "colorsys.py"]
 
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    return (stdlib / rng.choice(["textwrap.py", "shlex.py", "fnmatch.py", "bisect.py", "colorsys.py"])).read_text()
+
+def vendored_paths() -> list[Path]:
+    """The standard-library modules honest principals paste into their packages."""
+    return [Path(sysconfig.get_paths()["stdlib"]) / name for name in VENDORED]
+
+
+def _stdlib_module(rng: random.Random) -> str:
+    return rng.choice(vendored_paths()).read_text()
 
 
 def plant(w: World, kind: str) -> None:
@@ -331,7 +338,7 @@ def plant(w: World, kind: str) -> None:
                                         rng.randrange(5, 30)), a).artifact  # fmt: skip
     for buyer in rng.sample(w.honest, 2):  # A's product has honest customers
         w.kernel.invoke(product.id, buyer, {"text": "x"})
-    name = rng.choice([f".{secrets.token_hex(3)}", secrets.token_hex(5), f"{rng.choice(WORDS)}-notes"])
+    name = rng.choice([f".{rng.randbytes(3).hex()}", rng.randbytes(5).hex(), f"{rng.choice(WORDS)}-notes"])
     w.planted.append(Planted(kind, a, b))
 
     def drop(files: dict[str, bytes], label: str = name) -> str:
@@ -435,14 +442,18 @@ class Outcome:
     rescan_new: int
 
 
-def run_world(seed: int, honest: int, kind: str | None, planted: int) -> Outcome:
+def run_world(seed: int, honest: int, kind: str | None, planted: int, corpus: list[Path] | None = None) -> Outcome:
+    """Build a world, scan it (twice: the second must raise nothing), score nothing yet.
+
+    ``corpus`` is the common corpus (None: the standard library, seeded before the world
+    is built so the scan is timed alone)."""
     tmp = Path(tempfile.mkdtemp(prefix="blackmarket-"))
     try:
         t = time.perf_counter()
-        seeder = Kernel(Settings(home=tmp / "home"))
+        seeder = Kernel(Settings(home=tmp / "home", audit_common_corpus=corpus))
         seeder.audit_scan()  # seeds the common corpus (the standard library), timed apart
         seeder.close()
-        world = build(seed, honest, kind, planted, tmp / "home")
+        world = build(seed, honest, kind, planted, tmp / "home", corpus)
         built = time.perf_counter() - t
         t = time.perf_counter()
         report = world.kernel.audit_scan()

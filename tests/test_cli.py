@@ -109,3 +109,44 @@ def test_home_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     result = CliRunner().invoke(main, ["principal", "create", "zed"])
     assert result.exit_code == 0
     assert (tmp_path / "envhome" / "kernel.db").exists()
+
+
+def test_audit_scan_flows_and_alerts(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from kernel.api import Kernel
+    from kernel.sandbox.fake import FakeSandbox
+    from kernel.settings import Settings
+    from tests.audit_log import Log, module
+
+    monkeypatch.setenv("KERNEL_AUDIT_COMMON_CORPUS", "[]")
+    assert "no alerts" in cli("audit", "alerts").stdout  # an empty world
+    k = Kernel(Settings(home=tmp_path / "home", audit_common_corpus=[]), sandbox=FakeSandbox(), image="fake:1")
+    log = Log(k, tmp_path / "log")
+    ann, ben, cat = log.principal("ann"), log.principal("ben"), log.principal("cat")
+    product = log.package(ann, {"engine.py": module(8)}, price=6, public=False)
+    log.run(cat, product, output={"ok": 1})
+    drop = log.write_data(log.run(ann, log.package(ann, {})), ann, ".x", {"blob": module(8)})
+    log.read(log.run(ben, log.package(ben, {})), ben, drop, "blob")
+    k.close()
+
+    assert "not scanned yet" in cli("audit", "alerts").stderr
+    report = json.loads(cli("audit", "scan", "--json").stdout)
+    assert len(report["new_alerts"]) == 2 and report["sightings"] > 0
+    assert json.loads(cli("audit", "scan", "--json").stdout)["new_alerts"] == []
+    flows = json.loads(cli("audit", "flows", "--json").stdout)
+    [flow] = [f for f in flows if (f["from_principal"], f["to_principal"]) == ("ann", "ben")]
+    assert flow["paid"] == 0 and flow["value"] > 0 and sorted(flow["alerts"]) == sorted(report["new_alerts"])
+    alerts = json.loads(cli("audit", "alerts", "--json").stdout)
+    assert {(a["kind"], a["from_principal"], a["to_principal"]) for a in alerts} == {
+        ("unpaid_flow", "ann", "ben"),
+        ("dead_drop", "ann", "ben"),
+    }
+    assert all(a["evidence"]["events"] and a["thresholds"] and 0 < a["score"] <= 1 for a in alerts)
+    unpaid = next(a for a in alerts if a["kind"] == "unpaid_flow")
+    story = cli("audit", "alerts", "--explain", unpaid["id"][:8]).stdout
+    assert "Content first written by ann" in story and "Thresholds:" in story
+    explained = json.loads(cli("audit", "alerts", "--explain", unpaid["id"], "--json").stdout)
+    assert explained["alert"]["id"] == unpaid["id"] and explained["story"][0].startswith("Alert")
+    assert "unpaid_flow" in cli("audit", "alerts", "--kind", "unpaid_flow").stdout
+    assert "ann" in cli("audit", "flows").stdout
+    assert "no alert with id" in cli("audit", "alerts", "--explain", "abcdef0", code=1).stderr
+    assert "no detector named" in cli("audit", "alerts", "--kind", "x", code=1).stderr

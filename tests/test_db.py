@@ -15,12 +15,13 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
         "m001_initial",
         "m002_proxy_audit",
         "m003_escrow",
+        "m004_provenance",
     ]
     assert d.migrate() == []
     assert d.rows("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
     d.close()
     again = Database(tmp_path / "k.db")
-    assert len(again.rows("SELECT name FROM _migrations")) == 3
+    assert len(again.rows("SELECT name FROM _migrations")) == len(dbmod.MIGRATIONS)
 
 
 def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,7 +34,7 @@ def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path, monkeypatch: 
         Database(tmp_path / "k.db")
     conn = sqlite3.connect(tmp_path / "k.db")
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'half'").fetchone() is None
-    assert conn.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0] == 3
+    assert conn.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0] == len(dbmod.MIGRATIONS) - 1
 
 
 def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
