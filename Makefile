@@ -40,6 +40,8 @@ bench: setup
 	$(BIN)/python benchmarks/proxy_roundtrip.py
 	$(BIN)/python benchmarks/audit_ingest.py
 	$(BIN)/python benchmarks/judge_overhead.py
+	$(BIN)/python benchmarks/fingerprint_throughput.py
+	$(BIN)/python benchmarks/blackmarket.py
 
 clean:
 	rm -rf $(VENV) .kernel

@@ -21,7 +21,11 @@ Scoring, at the default thresholds:
 - recall of a kind: planted transfers with at least one alert from A to B;
 - precision of a kind: alerts whose two principals both took part in one planted transfer
   (origin, relay, receiver), over all alerts in that kind's world;
-- honest flagged: honest principals named by any alert in a world with nothing planted.
+- honest flagged: honest principals named by any alert in a world with nothing planted;
+- paid-flow only: planted transfers that raised no alert but are listed as recorded paid
+  trade (B's token transfer to A), visible with ``kernel audit alerts --paid``;
+- sha256 baseline: the share a naive auditor finds by matching file digests B read
+  against A's code files, from the same audit log.
 
 Usage: python benchmarks/blackmarket.py [--seed 7] [--honest 200] [--planted 20] [--background 60]
 """
@@ -410,6 +414,7 @@ class Score:
     true_alerts: int
     by_detector: dict[str, int]
     seconds: float
+    paid_only: int = 0  # planted transfers seen only as recorded paid trade (a token side payment)
 
     @property
     def recall(self) -> float:
@@ -420,21 +425,25 @@ class Score:
         return self.true_alerts / self.alerts if self.alerts else 1.0
 
 
-def score(kind: str, world: World, alerts: list[Alert], baseline: int, seconds: float) -> Score:
-    found = sum(
-        any(al.from_principal == p.origin and al.to_principal == p.receiver for al in alerts) for p in world.planted
-    )
+def score(kind: str, world: World, alerts: list[Alert], baseline: int, seconds: float,
+          recorded: list[Alert] | None = None) -> Score:  # fmt: skip
+    def named(p: Planted, found: list[Alert]) -> bool:
+        return any(al.from_principal == p.origin and al.to_principal == p.receiver for al in found)
+
+    found = sum(named(p, alerts) for p in world.planted)
+    paid_only = sum(named(p, recorded or []) and not named(p, alerts) for p in world.planted)
     true = [al for al in alerts if any({al.from_principal, al.to_principal} <= p.party for p in world.planted)]
     by: dict[str, int] = {}
     for al in true:
         by[al.kind] = by.get(al.kind, 0) + 1
-    return Score(kind, len(world.planted), found, baseline, len(alerts), len(true), by, seconds)
+    return Score(kind, len(world.planted), found, baseline, len(alerts), len(true), by, seconds, paid_only)
 
 
 @dataclass
 class Outcome:
     world: World
     alerts: list[Alert]
+    recorded: list[Alert]  # paid flows recorded, not alerts (reverse payments)
     baseline: int
     built: float
     scanned: float
@@ -460,9 +469,10 @@ def run_world(seed: int, honest: int, kind: str | None, planted: int, corpus: li
         scanned = time.perf_counter() - t
         again = world.kernel.audit_scan()
         alerts = world.kernel.audit_alerts()
+        recorded = [a for a in world.kernel.audit_alerts(paid=True) if not a.alert]
         baseline = digest_baseline(world)
         world.kernel.close()
-        return Outcome(world, alerts, baseline, built, scanned, report.events_to, len(again.new_alerts))
+        return Outcome(world, alerts, recorded, baseline, built, scanned, report.events_to, len(again.new_alerts))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -477,15 +487,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"seed {args.seed}: {args.planted} planted transfers per kind among {args.background} honest principals;"
           f" an honest-only world of {args.honest}")  # fmt: skip
-    print(f"{'kind':<10} {'planted':>7} {'found':>6} {'recall':>7} {'sha256 baseline':>15} {'alerts':>7}"
-          f" {'precision':>9}  {'scan s':>6}  true alerts by detector")  # fmt: skip
+    print(f"{'kind':<10} {'planted':>7} {'found':>6} {'recall':>7} {'paid-flow only':>14} {'sha256 baseline':>15}"
+          f" {'alerts':>7} {'precision':>9}  {'scan s':>6}  true alerts by detector")  # fmt: skip
     ok = True
     for i, kind in enumerate(args.kinds.split(",")):
         out = run_world(args.seed + i, args.background, kind, args.planted)
-        s = score(kind, out.world, out.alerts, out.baseline, out.scanned)
+        s = score(kind, out.world, out.alerts, out.baseline, out.scanned, out.recorded)
         detail = ", ".join(f"{k} {v}" for k, v in sorted(s.by_detector.items()))
-        print(f"{kind:<10} {s.planted:>7} {s.found:>6} {s.recall:>7.2f} {s.baseline / s.planted:>15.2f} {s.alerts:>7}"
-              f" {s.precision:>9.2f}  {s.seconds:>6.2f}  {detail}")  # fmt: skip
+        naive = s.baseline / s.planted
+        print(f"{kind:<10} {s.planted:>7} {s.found:>6} {s.recall:>7.2f} {s.paid_only:>14} {naive:>15.2f}"
+              f" {s.alerts:>7} {s.precision:>9.2f}  {s.seconds:>6.2f}  {detail}")  # fmt: skip
         if kind != "encrypted":
             ok &= s.recall >= 0.95 and s.precision >= 0.95
         ok &= out.rescan_new == 0

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job: principals, artifacts submitted as code, invoked in sandboxes, paid for;
-# one artifact calling another through the kernel, with the audit log and the graph.
+# one artifact calling another through the kernel, with the audit log and the graph;
+# escrows settled by test suites (an honest and a cheating delivery); a covert transfer
+# found by the black-market auditor.
 # State lives in ./.kernel (or $KERNEL_HOME); running it again reuses what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +47,36 @@ cheat=$(kernel escrow open --as alice --amount 40 --tests "${suite:0:12}" --json
 echo "\$ kernel escrow open --as alice --amount 40 --tests ${suite:0:12}  ->  escrow $cheat"
 k escrow deliver "$cheat" --as mallory --artifact "$(id_of examples/sorter-cheat mallory)"
 k escrow judge "$cheat" || echo "(judge exits 1: the verdict is a fail and alice is refunded)"
+echo
+echo "# the black market: bob hands his sorter to mallory outside the ledger, through a hidden"
+echo "# public data artifact; mallory resells it to alice through an escrow"
+output_of() { python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["output"], end="")'; }
+sorter=$(id_of examples/sorter bob)
+drop=$(id_of examples/drop bob)
+dropped=$(kernel invoke "$drop" --as bob --json --input "{\"artifact\": \"$sorter\", \"name\": \".cache\"}" | output_of)
+echo "\$ kernel invoke ${drop:0:12} --as bob --input '{\"artifact\": \"${sorter:0:12}...\", \"name\": \".cache\"}'  ->  ${dropped:0:12}"
+fetch=$(id_of examples/fetch mallory)
+copy=$(mktemp -d)
+trap 'rm -rf "$pkg" "$copy"' EXIT
+kernel invoke "$fetch" --as mallory --json --input "{\"artifact\": \"$dropped\", \"path\": \"sorter.py\"}" \
+  | output_of > "$copy/sorter.py"
+echo "\$ kernel invoke ${fetch:0:12} --as mallory --input '{\"artifact\": \"${dropped:0:12}...\", \"path\": \"sorter.py\"}'"
+printf '[project]\nname = "quicksorter"\nversion = "1.0.0"\n\n[tool.kernel]\nkind = "code"\nentrypoint = "sorter:sort"\n' \
+  > "$copy/pyproject.toml"
+resold=$(kernel escrow open --as alice --amount 40 --tests "${suite:0:12}" --json | escrow_id)
+echo "\$ kernel escrow open --as alice --amount 40 --tests ${suite:0:12}  ->  escrow $resold"
+k escrow deliver "$resold" --as mallory --artifact "$(id_of "$copy" mallory)"
+k escrow judge "$resold"
+echo
+echo "# the auditor: fingerprints of everything the kernel saw, flows between principals, alerts"
+k audit scan
+echo
+k audit flows
+echo
+k audit alerts
+unpaid=$(kernel audit alerts --kind unpaid_flow --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+echo
+k audit alerts --explain "$unpaid"
 echo
 for p in alice bob carol mallory; do k balance "$p"; done
 k ledger check

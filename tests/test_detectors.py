@@ -269,3 +269,13 @@ def test_detectors_are_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "entry_points", lambda group: [EntryPoint()] if group == registry.GROUP else [])
     names = [d.name for d in registry.detectors()]
     assert names == ["unpaid_flow", "dead_drop", "laundering", "reverse_payment", "extra"]
+
+
+def test_a_stored_package_that_cannot_be_read_is_a_note_not_a_crash(fake_kernel: Kernel, log: Log) -> None:
+    from kernel import store
+
+    w = world(log)
+    store.blob_path(fake_kernel.settings, w["product"]).unlink()
+    report = fake_kernel.audit_scan()
+    assert any(w["product"][:12] in note and "could not be read" in note for note in report.notes)
+    assert of_kind(fake_kernel.audit_alerts(), "dead_drop") == [] and report.sightings > 0

@@ -189,11 +189,18 @@ class Ingest:
             prints: list[tuple[str, BlobPrint]] = []
             files: list[tuple[str, str, str]] = []
             for row in page:
-                for path, size, pieces in _members(store.blob_path(self.settings, row["id"])):
-                    digest, blob = sha256_and_print(self.fp, pieces, size)
+                try:
+                    members = [
+                        (path, *sha256_and_print(self.fp, pieces, size))
+                        for path, size, pieces in _members(store.blob_path(self.settings, row["id"]))
+                    ]
+                except (OSError, tarfile.TarError) as exc:
+                    report.notes.append(f"artifact {row['id'][:12]}: its stored package could not be read ({exc})")
+                    continue
+                channel = "data" if row["kind"] == "data" else "artifact"
+                for path, digest, blob in members:
                     prints.append((digest, blob))
                     files.append((row["id"], digest, path))
-                    channel = "data" if row["kind"] == "data" else "artifact"
                     key = f"artifact:{row['id']}:{path}"
                     found.append(Sighting(row["created_at"], row["owner"], "author", channel, digest, key,
                                           artifact_id=row["id"], path=path))  # fmt: skip

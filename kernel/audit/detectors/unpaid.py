@@ -7,7 +7,7 @@ of that artifact or output the content makes up. Content that earned nothing is 
 trade; a free copy with a covert shape is the dead-drop detector's business.
 """
 
-from kernel.audit.detectors.base import Context, Evidence, Finding, confidence, describe
+from kernel.audit.detectors.base import Context, Evidence, Finding, confidence, describe, short
 
 
 class UnpaidFlow:
@@ -54,8 +54,8 @@ class UnpaidFlow:
                 story += [f"  {describe(u)}" for u in uses]
             listed = ", ".join(f"{p['kind']} #{p['ledger_id']}: {p['amount']}" for p in payments)
             story += [
-                f"It earned up to {value} scrip: {best.label} paid {best.amount} to {best.payee}"
-                f" for content that is {best.share:.0%} this flow (ledger #{best.ledger_id}).",
+                f"It earned up to {value} scrip: {best.label} paid {best.amount} to {best.payee} for"
+                f" {short(best.artifact_id)}, {best.share:.0%} of which is this content (ledger #{best.ledger_id}).",
                 f"{flow.to_p} paid {flow.from_p} {paid} scrip between {start[:19]} and {end[:19]}"
                 + (f" ({listed})." if payments else "."),
                 f"Unpaid: {paid} < {s.audit_paid_ratio} x {value}.",
