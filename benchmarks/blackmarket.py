@@ -23,7 +23,7 @@ Scoring, at the default thresholds:
   (origin, relay, receiver), over all alerts in that kind's world;
 - honest flagged: honest principals named by any alert in a world with nothing planted;
 - paid-flow only: planted transfers that raised no alert but are listed as recorded paid
-  trade (B's token transfer to A), visible with ``kernel audit alerts --paid``;
+  trade (B's token transfer to A), visible with ``kernel audit alerts --all``;
 - sha256 baseline: the share a naive auditor finds by matching file digests B read
   against A's code files, from the same audit log.
 
@@ -469,7 +469,7 @@ def run_world(seed: int, honest: int, kind: str | None, planted: int, corpus: li
         scanned = time.perf_counter() - t
         again = world.kernel.audit_scan()
         alerts = world.kernel.audit_alerts()
-        recorded = [a for a in world.kernel.audit_alerts(paid=True) if not a.alert]
+        recorded = [a for a in world.kernel.audit_alerts(everything=True) if not a.alert]
         baseline = digest_baseline(world)
         world.kernel.close()
         return Outcome(world, alerts, recorded, baseline, built, scanned, report.events_to, len(again.new_alerts))

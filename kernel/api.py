@@ -124,10 +124,12 @@ class Kernel:
     def audit_flows(self) -> list[Flow]:
         return self.auditor.flow_table()
 
-    def audit_alerts(self, kind: str | None = None, principal: str | None = None, paid: bool = False) -> list[Alert]:
+    def audit_alerts(
+        self, kind: str | None = None, principal: str | None = None, everything: bool = False
+    ) -> list[Alert]:
         if principal:
             ledger.require_principal(self.db, principal)
-        return self.auditor.alerts(kind, principal, paid)
+        return self.auditor.alerts(kind, principal, everything)
 
     def audit_alert(self, ref: str) -> Alert:
         return self.auditor.alert(ref)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import click
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -94,7 +94,14 @@ def main(ctx: click.Context, home: Path | None) -> None:
       kernel submit examples/wordcount --as alice
       kernel invoke 3f9a2c --as alice --input '{"text": "to be or not"}'
     """
-    settings = Settings(home=home) if home else Settings()
+    try:
+        settings = Settings(home=home) if home else Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "KERNEL_" + "_".join(str(part) for part in first["loc"]).upper()
+        raise click.ClickException(
+            f"{name}: {first['msg']} (got {first.get('input')!r}); fix or unset the environment variable."
+        ) from None
     ctx.obj = {"settings": settings}
 
 

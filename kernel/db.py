@@ -274,7 +274,8 @@ def m004_provenance(conn: sqlite3.Connection) -> None:
             amount INTEGER NOT NULL,
             kind TEXT NOT NULL,
             artifact_id TEXT,
-            label TEXT
+            label TEXT,
+            hold TEXT  -- the settled hold ('run:ID', 'escrow:ID'), when the payment settled one
         );
         CREATE INDEX prov_payments_pair ON prov_payments(payer, payee, at);
         CREATE INDEX prov_payments_artifact ON prov_payments(artifact_id);

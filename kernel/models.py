@@ -217,7 +217,8 @@ class AlertEvidence(BaseModel):
 
 
 class Alert(BaseModel):
-    """A finding of a black-market detector; ``alert`` is False for recorded paid flows."""
+    """A finding of a black-market detector; ``alert`` is False for recorded paid flows and
+    for alerts resolved by a later scan."""
 
     id: str
     kind: str
@@ -267,6 +268,7 @@ class ScanReport(BaseModel):
     pairs: int
     new_alerts: list[str]
     updated_alerts: list[str]
+    resolved_alerts: list[str]  # alerts looked at again and no longer raised (paid since, ...)
     recorded: int  # findings that are not alerts (paid flows)
     corpus_fingerprints: int | None
     notes: list[str]

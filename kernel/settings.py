@@ -58,26 +58,30 @@ class Settings(BaseSettings):
     max_file_events_per_run: int = 20_000
 
     # black-market detection (`kernel audit scan`); every alert reports the thresholds it used
-    audit_max_fingerprints: int = Field(default=16384, description="fingerprints kept per blob (sampled above)")
-    audit_max_decoded_bytes: int = Field(default=64 * MiB, description="bytes decoded (gzip, base64) per blob")
+    audit_max_fingerprints: int = Field(default=16384, ge=64, description="fingerprints kept per blob (sampled above)")
+    audit_max_decoded_bytes: int = Field(default=64 * MiB, ge=0, description="bytes decoded (gzip, base64) per blob")
     audit_common_authors: int = Field(
-        default=3, description="content written independently by this many principals is boilerplate"
+        default=3, ge=2, description="content written independently by this many principals is boilerplate"
     )
     audit_common_corpus: list[Path] | None = Field(
         default=None, description="files or folders whose content is boilerplate (default: the standard library)"
     )
     audit_window_seconds: int = Field(
-        default=7 * 24 * 3600, description="payments this long before or after a flow count against it"
+        default=7 * 24 * 3600, ge=0, description="payments this long before or after a flow count against it"
     )
-    audit_min_bytes: int = Field(default=256, description="smaller flows are never alerts")
+    audit_min_bytes: int = Field(default=256, ge=1, description="smaller flows are never alerts")
     audit_paid_ratio: float = Field(
-        default=0.5, description="a flow is unpaid when less than this share of its value was paid"
+        default=0.5, gt=0, le=1, description="a flow is unpaid when less than this share of its value was paid"
     )
-    audit_min_value: int = Field(default=1, description="content that earned less than this is not unpaid trade")
-    audit_dead_drop_seconds: int = Field(default=24 * 3600, description="'soon after' for a dead drop's read")
-    audit_dead_drop_entropy: float = Field(default=7.2, description="bits per byte above which content is opaque")
-    audit_relay_share: float = Field(default=0.9, description="share of an artifact copied from another to relay it")
-    audit_reverse_seconds: int = Field(default=24 * 3600, description="a transfer this soon after a flow pays for it")
+    audit_min_value: int = Field(default=1, ge=1, description="content that earned less than this is not unpaid trade")
+    audit_dead_drop_seconds: int = Field(default=24 * 3600, ge=0, description="'soon after' for a dead drop's read")
+    audit_dead_drop_entropy: float = Field(
+        default=7.2, ge=0, le=8, description="bits per byte that make content opaque"
+    )
+    audit_relay_share: float = Field(default=0.9, gt=0, le=1, description="share of an artifact copied to relay it")
+    audit_reverse_seconds: int = Field(
+        default=24 * 3600, ge=0, description="a transfer this soon after a flow pays for it"
+    )
 
     @field_validator("home")
     @classmethod

@@ -66,7 +66,7 @@ def test_a_dropped_secret_sold_through_escrow_is_an_alert(docker_kernel: Kernel,
     assert {dropped.id, got.id} <= set(unpaid.evidence.runs) and dropped.output in unpaid.evidence.artifacts
     assert unpaid.paid == 0 and unpaid.value > 0 and unpaid.bytes > 300
     assert "alice stored data artifact" in story and "bob's run" in story and "escrow" in story
-    paid = [a for a in k.audit_alerts(paid=True) if not a.alert]
+    paid = [a for a in k.audit_alerts(everything=True) if not a.alert]
     assert [(a.kind, a.from_principal, a.to_principal, a.paid) for a in paid] == [
         ("reverse_payment", "alice", "dave", 40)
     ]

@@ -150,3 +150,10 @@ def test_audit_scan_flows_and_alerts(cli, tmp_path: Path, monkeypatch: pytest.Mo
     assert "ann" in cli("audit", "flows").stdout
     assert "no alert with id" in cli("audit", "alerts", "--explain", "abcdef0", code=1).stderr
     assert "no detector named" in cli("audit", "alerts", "--kind", "x", code=1).stderr
+
+
+def test_a_bad_setting_is_one_sentence(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("KERNEL_AUDIT_MAX_FINGERPRINTS", "0")
+    err = cli("audit", "alerts", code=1).stderr
+    assert "KERNEL_AUDIT_MAX_FINGERPRINTS: Input should be greater than or equal to 64" in err
+    assert len(err.strip().splitlines()) == 1

@@ -17,6 +17,7 @@ from kernel.audit.provenance import Cursors, Ingest, fingerprinter_for
 from kernel.errors import InvalidInput, NotFound
 from kernel.models import Alert
 from tests.audit_log import Log, module
+from tests.conftest import PackageFactory
 
 
 @pytest.fixture
@@ -29,10 +30,10 @@ def of_kind(alerts: list[Alert], kind: str) -> list[Alert]:
 
 
 def world(log: Log, *, name: str = "engine-notes", drop: bytes | None = None, price: int = 10,
-          pay: int = 0, customers: int = 1) -> dict[str, Any]:  # fmt: skip
+          pay: int = 0, customers: int = 1, secret: bytes | None = None) -> dict[str, Any]:  # fmt: skip
     """ann sells a private module; she drops it in a public data artifact; ben reads it."""
     ann, ben, cat = log.principal("ann"), log.principal("ben"), log.principal("cat")
-    secret = module(1)
+    secret = module(1) if secret is None else secret
     product = log.package(ann, {"engine.py": secret}, price=price, public=False)
     for _ in range(customers):
         log.run(cat, product, output={"ok": 1})  # an honest customer pays ann's price
@@ -64,7 +65,7 @@ def test_a_matching_payment_is_recorded_as_paid_trade_not_an_alert(fake_kernel: 
     world(log, pay=10)
     fake_kernel.audit_scan()
     assert not of_kind(fake_kernel.audit_alerts(), "unpaid_flow")
-    [paid] = of_kind(fake_kernel.audit_alerts(paid=True), "reverse_payment")
+    [paid] = of_kind(fake_kernel.audit_alerts(everything=True), "reverse_payment")
     assert not paid.alert and (paid.from_principal, paid.to_principal, paid.paid) == ("ann", "ben", 10)
     [flow] = [f for f in fake_kernel.audit_flows() if (f.from_principal, f.to_principal) == ("ann", "ben")]
     assert flow.paid == 10 and flow.paid_by == {"transfer": 10} and flow.side_payments == 10 and not flow.alerts
@@ -167,15 +168,16 @@ def test_content_written_independently_by_several_principals_is_boilerplate(fake
     assert not [f for f in fake_kernel.audit_flows() if f.bytes >= 256], "written by three: boilerplate"
 
 
-def test_the_common_corpus_is_boilerplate(fake_kernel: Kernel, log: Log, tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_corpus", [True, False])
+def test_the_common_corpus_is_boilerplate(fake_kernel: Kernel, log: Log, tmp_path: Path, in_corpus: bool) -> None:
     corpus = tmp_path / "corpus" / "lib.py"
     corpus.parent.mkdir()
     corpus.write_bytes(module(4))
-    fake_kernel.settings.audit_common_corpus = [corpus.parent]
-    world(log, drop=module(4))
+    fake_kernel.settings.audit_common_corpus = [corpus.parent] if in_corpus else []
+    world(log, secret=module(4))
     report = fake_kernel.audit_scan()
-    assert report.corpus_fingerprints and report.corpus_fingerprints > 10
-    assert not of_kind(fake_kernel.audit_alerts(), "unpaid_flow")
+    assert bool(report.corpus_fingerprints) == in_corpus
+    assert bool(of_kind(fake_kernel.audit_alerts(), "unpaid_flow")) != in_corpus
     assert fake_kernel.audit_scan().corpus_fingerprints is None, "seeded once"
 
 
@@ -196,12 +198,101 @@ def test_scans_are_incremental_and_idempotent(fake_kernel: Kernel, log: Log) -> 
 
 
 def test_a_scan_that_died_half_way_is_simply_repeated(fake_kernel: Kernel, log: Log) -> None:
-    world(log)
-    Ingest(fake_kernel.db, fake_kernel.settings, fingerprinter_for(fake_kernel.settings))(Cursors())  # no cursor saved
+    """The first pass recorded every sighting but died before judging: the next scan judges them."""
+    w = world(log, name=".cache", price=0, customers=0)  # nothing paid: no payment marks the pair again
+    Ingest(fake_kernel.db, fake_kernel.settings, fingerprinter_for(fake_kernel.settings))(Cursors())
     report = fake_kernel.audit_scan()
-    assert report.new_alerts and fake_kernel.audit_scan().new_alerts == []
-    keys = [(a.kind, a.from_principal, a.to_principal) for a in fake_kernel.audit_alerts()]
-    assert len(keys) == len(set(keys))
+    assert report.sightings == 0 and report.pairs > 0, "everything was seen, and still judged"
+    [drop] = of_kind(fake_kernel.audit_alerts(), "dead_drop")
+    assert drop.subject == w["drop"] and fake_kernel.audit_scan().new_alerts == []
+
+
+def test_a_late_payment_resolves_the_alert(fake_kernel: Kernel, log: Log) -> None:
+    world(log)
+    fake_kernel.audit_scan()
+    [alert] = of_kind(fake_kernel.audit_alerts(), "unpaid_flow")
+    log.transfer("ben", "ann", 10)
+    report = fake_kernel.audit_scan()
+    assert report.resolved_alerts == [alert.id] and not of_kind(fake_kernel.audit_alerts(), "unpaid_flow")
+    [resolved] = [a for a in fake_kernel.audit_alerts(everything=True) if a.id == alert.id]
+    assert not resolved.alert and resolved.summary.endswith("(resolved)")
+    assert any(line.startswith("Resolved by scan") for line in fake_kernel.explain_alert(alert.id))
+
+
+def test_copies_made_while_other_runs_are_in_flight_are_still_copies(fake_kernel: Kernel, log: Log) -> None:
+    """Three principals read ann's module and store copies; a scan while their runs are going
+    must not take them for independent authors (which would make the module boilerplate)."""
+    ann, cat = log.principal("ann"), log.principal("cat")
+    secret = module(7)
+    product = log.package(ann, {"engine.py": secret}, price=10)
+    log.run(cat, product, output={"ok": 1})
+    runs = []
+    for p in ("ben", "cid", "dot"):
+        log.principal(p)
+        run = log.run(p, log.package(p, {}))
+        log.read(run, p, product, "engine.py")
+        log.write_data(run, p, f"copy-{p}", {"engine.py": secret})
+        runs.append(run)
+    for run in runs:
+        fake_kernel.db.conn.execute("UPDATE runs SET state = 'running' WHERE id = ?", (run,))
+    fake_kernel.audit_scan()
+    for run in runs:
+        fake_kernel.db.conn.execute("UPDATE runs SET state = 'done' WHERE id = ?", (run,))
+    fake_kernel.audit_scan()
+    alerted = {a.to_principal for a in of_kind(fake_kernel.audit_alerts(), "unpaid_flow")}
+    assert alerted == {"ben", "cid", "dot"}
+    common = fake_kernel.db.one(
+        "SELECT COUNT(k.fp) AS common, COUNT(*) AS total FROM prov_artifacts pa"
+        " JOIN prov_chunks c ON c.digest = pa.digest LEFT JOIN prov_common k ON k.fp = c.fp"
+        " WHERE pa.artifact_id = ? AND pa.path = 'engine.py'",
+        (product,),
+    )
+    assert common and common["common"] <= 2 < common["total"], "only the shared `def main` head may be boilerplate"
+
+
+def test_what_someone_elses_code_writes_for_the_caller_reaches_the_caller(fake_kernel: Kernel, log: Log) -> None:
+    ann, cat, eve = log.principal("ann"), log.principal("cat"), log.principal("eve")
+    secret = module(9)
+    product = log.package(ann, {"engine.py": secret}, price=10, public=False)
+    log.run(cat, product, output={"ok": 1})
+    leak = log.package(ann, {"leak.py": b"def leak():\n    pass\n"})  # free: writes ann's module for the caller
+    for p in ("ben", "cid", "dot"):
+        log.principal(p)
+        log.write_data(log.run(p, leak), p, f"for-{p}", {"engine.py": secret})
+    drop = log.write_data(log.run(ann, log.package(ann, {})), ann, "notes", {"engine.py": secret})
+    log.read(log.run(eve, log.package(eve, {})), eve, drop, "engine.py")
+    fake_kernel.audit_scan()
+    alerted = {a.to_principal for a in of_kind(fake_kernel.audit_alerts(), "unpaid_flow")}
+    assert alerted == {"ben", "cid", "dot", "eve"}, "callers received ann's content; it is not boilerplate"
+    [flow] = [f for f in fake_kernel.audit_flows() if (f.from_principal, f.to_principal) == ("ann", "ben")]
+    assert flow.channels == {"data": flow.fingerprints}
+
+
+def test_escrow_payments_read_before_the_judiciary_was_loaded_are_explained_later(
+    fake_kernel: Kernel, log: Log, make_pkg: PackageFactory
+) -> None:
+    from judiciary.court import Court
+    from kernel.audit.provenance import PURCHASES
+    from tests.test_court import ScriptedRunner
+
+    ben, cat = log.principal("ben"), log.principal("cat")
+    deliverable = log.package(ben, {"sorter.py": module(11)})
+    suite = make_pkg(None, kind="tests", entrypoint=None, extra='target = "sorter"',
+                     files={"test_s.py": "def test_a():\n    pass\n"})  # fmt: skip
+    runner = ScriptedRunner([["passed"]], collect=["test_s.py::test_a"])
+    court = Court(fake_kernel, runner=lambda: runner)  # type: ignore[arg-type,return-value]
+    escrow = court.open(cat, 30, fake_kernel.submit(suite, cat).artifact.id)
+    court.deliver(escrow.id, ben, deliverable)
+    resolver = PURCHASES.pop("escrow")  # as if only the kernel were imported
+    try:
+        assert court.judge(escrow.id).state == "released"
+        fake_kernel.audit_scan()
+        assert not [f for f in fake_kernel.audit_flows() if f.to_principal == cat]
+    finally:
+        PURCHASES["escrow"] = resolver
+    fake_kernel.audit_scan()
+    [flow] = [f for f in fake_kernel.audit_flows() if (f.from_principal, f.to_principal) == (ben, cat)]
+    assert flow.channels == {"delivery": flow.fingerprints} and flow.paid == 30
 
 
 def test_runs_in_flight_wait_for_the_next_scan(fake_kernel: Kernel, log: Log) -> None:
@@ -217,7 +308,8 @@ def test_runs_in_flight_wait_for_the_next_scan(fake_kernel: Kernel, log: Log) ->
 
 def test_alerts_over_an_incomplete_audit_say_so(fake_kernel: Kernel, log: Log) -> None:
     w = world(log)
-    fake_kernel.db.conn.execute("UPDATE runs SET audit_incomplete = 1 WHERE id = ?", (w["run_b"],))
+    elsewhere = log.run("ben", log.package("ben", {}))  # incomplete too, but not in the evidence
+    fake_kernel.db.conn.execute("UPDATE runs SET audit_incomplete = 1 WHERE id IN (?, ?)", (w["run_b"], elsewhere))
     fake_kernel.audit_scan()
     [alert] = of_kind(fake_kernel.audit_alerts(), "unpaid_flow")
     assert alert.audit_incomplete == [w["run_b"]]
@@ -250,9 +342,10 @@ def test_empty_worlds_unknown_ids_and_binary_content(fake_kernel: Kernel, log: L
         fake_kernel.audit_alerts(kind="nope")
     with pytest.raises(NotFound):
         fake_kernel.audit_alerts(principal="nobody")
-    world(log, drop=b"\xff\xfe\x00\x81" * 3000 + "é".encode("latin-1") * 500)
+    world(log, drop=b"\xff\xfe\x00\x81" * 3000 + "é".encode("latin-1") * 500 + module(1))
     fake_kernel.audit_scan()  # binary, non-UTF-8: fingerprinted like anything else
-    assert fake_kernel.audit_flows()
+    [flow] = [f for f in fake_kernel.audit_flows() if (f.from_principal, f.to_principal) == ("ann", "ben")]
+    assert flow.bytes >= len(module(1)) * 0.8 and of_kind(fake_kernel.audit_alerts(), "unpaid_flow")
 
 
 def test_detectors_are_plugins(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -38,7 +38,8 @@ def audit_scan(ctx: click.Context, rescore: bool, as_json: bool) -> None:
         out.print(
             f"scan {report.scan}: {report.sightings} new sightings, {report.payments} payments, {report.pairs} pairs"
             f" checked in {report.seconds:.2f} s; {len(report.new_alerts)} new alerts,"
-            f" {len(report.updated_alerts)} updated, {report.recorded} paid flows recorded"
+            f" {len(report.updated_alerts)} updated, {len(report.resolved_alerts)} resolved,"
+            f" {report.recorded} paid flows recorded"
         )
         if report.corpus_fingerprints is not None:
             out.print(f"common corpus: {report.corpus_fingerprints} fingerprints of boilerplate")
@@ -89,11 +90,13 @@ def audit_flows(ctx: click.Context, as_json: bool) -> None:
 @click.option("--explain", "explain", metavar="ALERT_ID", help="Tell the story of one alert, with its evidence.")
 @click.option("--kind", help="Only alerts of this detector (unpaid_flow, dead_drop, laundering, ...).")
 @click.option("--principal", help="Only alerts naming this principal.")
-@click.option("--paid", "include_paid", is_flag=True, help="Also list recorded paid flows (reverse payments).")
+@click.option(
+    "--all", "everything", is_flag=True, help="Also list findings that are not alerts: paid flows, resolved alerts."
+)
 @json_option
 @click.pass_context
 def audit_alerts(
-    ctx: click.Context, explain: str | None, kind: str | None, principal: str | None, include_paid: bool, as_json: bool
+    ctx: click.Context, explain: str | None, kind: str | None, principal: str | None, everything: bool, as_json: bool
 ) -> None:
     """List the flows that look like black-market transfers, highest score first.
 
@@ -111,7 +114,7 @@ def audit_alerts(
         lines = k.explain_alert(explain)
         emit({"alert": k.audit_alert(explain), "story": lines}, as_json, lambda: out.print("\n".join(lines)))
         return
-    alerts = k.audit_alerts(kind, principal, include_paid)
+    alerts = k.audit_alerts(kind, principal, everything)
 
     def human() -> None:
         if not alerts:
@@ -119,7 +122,7 @@ def audit_alerts(
             return
         table = Table("id", "kind", "from", "to", "via", "bytes", "score", "paid", "value", "summary")
         for a in alerts:
-            flag = "" if a.alert else " (paid)"
+            flag = "" if a.alert else " (not an alert)"
             incomplete = " [audit incomplete]" if a.audit_incomplete else ""
             table.add_row(
                 a.id, a.kind + flag, a.from_principal, a.to_principal, a.via or "-", str(a.bytes),

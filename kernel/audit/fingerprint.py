@@ -169,23 +169,51 @@ def _entropy(counts: npt.NDArray[np.int64]) -> float:
 
 
 def _gunzip(data: bytes, budget: int) -> tuple[list[bytes], bool]:
-    """The decompressed bytes of a gzip blob, at most ``budget`` of them, in pieces; and
-    whether the whole blob decompressed (False on damage: what came out is still kept)."""
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    """The decompressed bytes of a gzip blob (every member), at most ``budget`` of them, in
+    pieces; and whether the whole blob decompressed. Input is fed 4 KiB at a time, so the
+    content before damage is kept; damage or trailing bytes mean False (the raw
+    fingerprints are then kept as well)."""
     out: list[bytes] = []
-    pending = data
-    while pending and budget > 0:
+    rest = data
+    while rest and budget > 0:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        pos = 0
+        while pos < len(rest) and budget > 0 and not inflater.eof:
+            buf = rest[pos : pos + 4096]
+            pos += len(buf)
+            while buf and budget > 0 and not inflater.eof:
+                before = inflater.copy()
+                try:
+                    piece = inflater.decompress(buf, min(budget, SEGMENT))
+                except zlib.error:
+                    out += _salvage(before, buf, budget)
+                    return out, False
+                budget -= len(piece)
+                if piece:
+                    out.append(piece)
+                buf = inflater.unconsumed_tail
+        if not inflater.eof:
+            return out, budget <= 0
+        rest = inflater.unused_data + rest[pos:]
+        if rest and rest[:2] != b"\x1f\x8b":
+            return out, not rest.strip(b"\0")  # trailing zeros are padding; anything else is not gzip
+    return out, True
+
+
+def _salvage(inflater: "zlib._Decompress", buf: bytes, budget: int) -> list[bytes]:
+    """What decompresses from ``buf`` before the damage in it, fed 64 bytes at a time."""
+    out: list[bytes] = []
+    for i in range(0, len(buf), 64):
         try:
-            piece = inflater.decompress(pending, min(budget, SEGMENT))
+            piece = inflater.decompress(buf[i : i + 64], budget)
         except zlib.error:
-            return out, False
+            break
         budget -= len(piece)
         if piece:
             out.append(piece)
-        pending = inflater.unconsumed_tail
-        if not piece and not pending:
+        if budget <= 0 or inflater.eof:
             break
-    return out, budget <= 0 or inflater.eof
+    return out
 
 
 def _b64(text: bytes) -> bytes | None:
@@ -197,16 +225,22 @@ def _b64(text: bytes) -> bytes | None:
         return None
 
 
-def _json_strings(value: Any, out: list[str]) -> None:
+def _json_parts(value: Any, out: list[bytes]) -> None:
+    """The content inside a JSON document: its strings (keys too) and byte arrays (lists of
+    integers 0-255), in document order. Ids and digests are references, not content."""
     if isinstance(value, str):
-        out.append(value)
+        if not HEX_ID.fullmatch(value):
+            out.append(value.encode("utf-8", "surrogatepass"))
     elif isinstance(value, dict):
         for k, v in value.items():
-            out.append(str(k))
-            _json_strings(v, out)
+            _json_parts(str(k), out)
+            _json_parts(v, out)
     elif isinstance(value, list):
-        for v in value:
-            _json_strings(v, out)
+        if len(value) >= K and all(type(x) is int and 0 <= x <= 255 for x in value):
+            out.append(bytes(value))
+        else:
+            for v in value:
+                _json_parts(v, out)
 
 
 class Fingerprinter:
@@ -238,6 +272,9 @@ class Fingerprinter:
 
         self._walk(histogram(pieces), level, 0, sets, encodings, content, budget)
         fps = np.unique(np.concatenate(sets)) if sets else np.empty(0, dtype=np.uint64)
+        while len(fps) > self.max_fingerprints * 5 // 4:  # decoded views added more: sample further
+            level += 1
+            fps = fps[(fps & np.uint64((1 << level) - 1)) == 0]
         return BlobPrint(size, level, fps, round(_entropy(counts), 3), encodings, content[0])
 
     def _walk(
@@ -289,14 +326,12 @@ class Fingerprinter:
             except (ValueError, UnicodeDecodeError, RecursionError):
                 doc = None
             if doc is not None and not isinstance(doc, (int, float, bool)):
-                strings: list[str] = []
-                _json_strings(doc, strings)
-                # Ids and digests are references to content, not content.
-                texts = [s.encode("utf-8", "surrogatepass") for s in strings if not HEX_ID.fullmatch(s)]
-                total = sum(map(len, texts))
-                if total <= budget[0]:
-                    budget[0] -= total
-                    return [("json", [t for t in texts if len(t) >= K], True)]
+                parts: list[bytes] = []
+                _json_parts(doc, parts)
+                text = b"\n".join(parts)  # lines split into a list come back as the lines they were
+                if len(text) <= budget[0]:
+                    budget[0] -= len(text)
+                    return [("json", [text], True)]
         if np.count_nonzero(np.frombuffer(head, dtype=np.uint8) >= 0x80) > len(head) // 10:
             return views  # binary: no base64 text to find
         covered = 0

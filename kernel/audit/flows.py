@@ -112,21 +112,28 @@ class Flows:
         With ``free_only``, only the part of the flow that was not bought counts.
         """
         pair = (flow.from_p, flow.to_p)
-        shared = "COUNT(DISTINCT f.fp) AS shared, SUM(o.span) AS shared_bytes"
         flow_fps = "FROM prov_flow_chunks f JOIN prov_origin o ON o.fp = f.fp JOIN prov_chunks c ON c.fp = f.fp"
         if free_only:
             flow_fps += " JOIN prov_sightings fs ON fs.id = f.sighting_id AND fs.purchased = 0"
         payees = "SELECT {key} FROM prov_payments WHERE payee IN (?, ?) AND {key} IS NOT NULL"
+        # Each fingerprint once per artifact or output, however many of its files hold it.
+        grouped = "SELECT ref, COUNT(*) AS shared, SUM(span) AS shared_bytes FROM ({inner}) GROUP BY ref"
         in_artifacts = self.db.rows(
-            f"SELECT pa.artifact_id AS ref, {shared} {flow_fps} JOIN prov_artifacts pa ON pa.digest = c.digest"
-            f" WHERE f.from_p = ? AND f.to_p = ? AND {NOT_COMMON}"
-            f" AND pa.artifact_id IN ({payees.format(key='artifact_id')}) GROUP BY pa.artifact_id",
+            grouped.format(
+                inner=f"SELECT DISTINCT pa.artifact_id AS ref, f.fp, o.span {flow_fps}"
+                " JOIN prov_artifacts pa ON pa.digest = c.digest"
+                f" WHERE f.from_p = ? AND f.to_p = ? AND {NOT_COMMON}"
+                f" AND pa.artifact_id IN ({payees.format(key='artifact_id')})"
+            ),
             (*pair, *pair),
         )
         in_outputs = self.db.rows(
-            f"SELECT s.run_id AS ref, {shared} {flow_fps} JOIN prov_sightings s ON s.digest = c.digest"
-            f" WHERE f.from_p = ? AND f.to_p = ? AND {NOT_COMMON} AND s.channel = 'output' AND s.role = 'origin'"
-            f" AND ('run ' || s.run_id) IN ({payees.format(key='label')}) GROUP BY s.run_id",
+            grouped.format(
+                inner=f"SELECT DISTINCT s.run_id AS ref, f.fp, o.span {flow_fps}"
+                " JOIN prov_sightings s ON s.digest = c.digest"
+                f" WHERE f.from_p = ? AND f.to_p = ? AND {NOT_COMMON} AND s.channel = 'output' AND s.role = 'origin'"
+                f" AND ('run ' || s.run_id) IN ({payees.format(key='label')})"
+            ),
             (*pair, *pair),
         )
         found: list[Earning] = []
@@ -186,7 +193,7 @@ class Flows:
         for r in reaches:
             if r["artifact_id"] and r["path"] and r["channel"] in ("read", "delivery"):
                 made = self.db.one(
-                    "SELECT * FROM prov_sightings WHERE artifact_id = ? AND path = ? AND role = 'author'"
+                    "SELECT * FROM prov_sightings WHERE artifact_id = ? AND path = ? AND role IN ('author', 'origin')"
                     " ORDER BY event_id IS NULL, at, id LIMIT 1",
                     (r["artifact_id"], r["path"]),
                 )

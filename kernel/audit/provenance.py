@@ -146,21 +146,56 @@ class IngestReport:
 
 
 class Ingest:
-    """Turns new artifacts, audit events and ledger rows into sightings, chunks and payments."""
+    """Turns new artifacts, audit events and ledger rows into sightings, chunks and payments.
+
+    A scan reads a consistent prefix of time: the cutoffs are fixed first, and nothing at
+    or after the start of the oldest run still in flight is read (its events, the data
+    artifacts it writes and the payments around it wait for the next scan), so content
+    is always seen in the order it moved.
+    """
 
     def __init__(self, db: Database, settings: Settings, fingerprinter: Fingerprinter):
         self.db, self.settings, self.fp = db, settings, fingerprinter
 
     def __call__(self, since: Cursors) -> IngestReport:
         report = IngestReport(Cursors(since.artifacts, since.events, since.ledger))
-        sightings = self._artifacts(report) + self._events(report) + self._ledger(report)
-        sightings.sort(key=lambda s: (s.at, s.key))
+        horizon = self._horizon(since)
+        found = self._resolve_pending(report)
+        found += self._artifacts(report, horizon.artifacts)
+        found += self._events(report, horizon.events)
+        found += self._ledger(report, horizon.ledger)
+        found.sort(key=lambda s: (s.at, s.key))
         with self.db.transaction() as conn:
-            for s in sightings:
+            for s in found:
                 if self._apply(conn, s, report):
                     report.sightings += 1
         report.pairs |= self._valued_pairs(report.paid_for)
         return report
+
+    def _horizon(self, since: Cursors) -> Cursors:
+        """The last artifact rowid, event id and ledger id this scan may read."""
+        busy = self.db.one("SELECT MIN(started_at) AS at FROM runs WHERE state = 'running'")
+        first_busy_event = self.db.one(
+            "SELECT MIN(e.id) AS n FROM runs r JOIN audit_events e ON e.run_id = r.id WHERE r.state = 'running'"
+        )
+        before = busy["at"] if busy and busy["at"] else None
+        since_clause = "" if before is None else " WHERE at < :before"
+        top = self.db.one(
+            "SELECT (SELECT COALESCE(MAX(rowid), 0) FROM artifacts"
+            + ("" if before is None else " WHERE created_at < :before")
+            + f") AS artifacts, (SELECT COALESCE(MAX(id), 0) FROM audit_events{since_clause}) AS events,"
+            f" (SELECT COALESCE(MAX(id), 0) FROM ledger{since_clause}) AS ledger",
+            {"before": before} if before else {},
+        )
+        assert top is not None
+        events = int(top["events"])
+        if first_busy_event and first_busy_event["n"] is not None:
+            events = min(events, int(first_busy_event["n"]) - 1)
+        return Cursors(
+            max(since.artifacts, int(top["artifacts"])),
+            max(since.events, events),
+            max(since.ledger, int(top["ledger"])),
+        )
 
     def _valued_pairs(self, artifacts: set[str]) -> set[tuple[str, str]]:
         """Pairs whose content is in artifacts (or run outputs) that were just paid for: their value changed."""
@@ -178,10 +213,15 @@ class Ingest:
         return pairs
 
     # -- sources --------------------------------------------------------------------------
-    def _artifacts(self, report: IngestReport) -> list[Sighting]:
+    def _artifacts(self, report: IngestReport, upto: int) -> list[Sighting]:
+        """Fingerprint new artifacts; submitted packages are authored by their owner.
+
+        Data artifacts are fingerprinted too, but their sightings come from the
+        write_artifact events, which say which run (whose code) wrote them."""
         rows = self.db.rows(
-            "SELECT rowid AS n, id, owner, kind, created_at FROM artifacts WHERE rowid > ? ORDER BY rowid",
-            (report.cursors.artifacts,),
+            "SELECT rowid AS n, id, owner, kind, created_at FROM artifacts WHERE rowid > ? AND rowid <= ?"
+            " ORDER BY rowid",
+            (report.cursors.artifacts, upto),
         )
         found: list[Sighting] = []
         for start in range(0, len(rows), 100):  # one transaction per hundred artifacts
@@ -197,13 +237,13 @@ class Ingest:
                 except (OSError, tarfile.TarError) as exc:
                     report.notes.append(f"artifact {row['id'][:12]}: its stored package could not be read ({exc})")
                     continue
-                channel = "data" if row["kind"] == "data" else "artifact"
                 for path, digest, blob in members:
                     prints.append((digest, blob))
                     files.append((row["id"], digest, path))
-                    key = f"artifact:{row['id']}:{path}"
-                    found.append(Sighting(row["created_at"], row["owner"], "author", channel, digest, key,
-                                          artifact_id=row["id"], path=path))  # fmt: skip
+                    if row["kind"] != "data":
+                        key = f"artifact:{row['id']}:{path}"
+                        found.append(Sighting(row["created_at"], row["owner"], "author", "artifact", digest, key,
+                                              artifact_id=row["id"], path=path))  # fmt: skip
                 report.artifacts.add(row["id"])
             with self.db.transaction() as conn:
                 for digest, blob in prints:
@@ -211,22 +251,12 @@ class Ingest:
                 conn.executemany(
                     "INSERT OR IGNORE INTO prov_artifacts (artifact_id, digest, path) VALUES (?, ?, ?)", files
                 )
-            report.cursors.artifacts = page[-1]["n"]
+        report.cursors.artifacts = max(report.cursors.artifacts, upto)
         return found
 
-    def _event_cutoff(self) -> int:
-        """The last event id safe to scan: events of runs still in flight wait for the run to end."""
-        top = self.db.one("SELECT COALESCE(MAX(id), 0) AS n FROM audit_events")
-        busy = self.db.one(
-            "SELECT MIN(e.id) AS n FROM runs r JOIN audit_events e ON e.run_id = r.id WHERE r.state = 'running'"
-        )
-        last = int(top["n"]) if top else 0
-        return min(last, int(busy["n"]) - 1) if busy and busy["n"] is not None else last
-
-    def _events(self, report: IngestReport) -> list[Sighting]:
-        cutoff = self._event_cutoff()
+    def _events(self, report: IngestReport, upto: int) -> list[Sighting]:
         found: list[Sighting] = []
-        while report.cursors.events < cutoff:
+        while report.cursors.events < upto:
             page = self.db.rows(
                 "SELECT e.*, r.artifact_id AS run_artifact, r.status AS run_status, r.output AS run_output, r.cost,"
                 " a.owner AS owner, ra.owner AS run_owner"
@@ -235,16 +265,24 @@ class Ingest:
                 " WHERE e.id > ? AND e.id <= ? AND e.ok = 1"
                 " AND e.op IN ('read_artifact', 'write_artifact', 'written', 'copy_in', 'copy_out')"
                 " ORDER BY e.id LIMIT 5000",
-                (report.cursors.events, cutoff),
+                (report.cursors.events, upto),
             )
             for e in page:
                 found.extend(self._event(e, report))
-            report.cursors.events = page[-1]["id"] if page else cutoff
+            report.cursors.events = page[-1]["id"] if page else upto
         return found
 
     def _event(self, e: dict[str, Any], report: IngestReport) -> list[Sighting]:
+        """The sightings one audit event makes.
+
+        A run acts for its principal, but its code is the artifact owner's: what a run of
+        someone else's code writes or returns is first that owner's (origin), and what
+        lands in the principal's hands (its data artifacts, the returned value) is a reach.
+        """
         op, p, key = e["op"], e["principal"], f"event:{e['id']}"
+        owner = e["run_owner"] or p
         common = {"run_id": e["run_id"], "event_id": e["id"], "path": e["path"]}
+        handed = {"source_owner": owner, "purchased": bool(e["cost"])}
         if op == "read_artifact":
             if e["owner"] is None or e["owner"] == p or e["artifact_id"] == e["run_artifact"]:
                 return []  # its own content, or the package the run is executing
@@ -252,90 +290,132 @@ class Ingest:
             return [Sighting(e["at"], p, "reach", "read", e["digest"], key, artifact_id=e["artifact_id"],
                              source_owner=e["owner"], **common)]  # fmt: skip
         if op == "write_artifact":
-            return [Sighting(e["at"], p, "author", "data", e["digest"], key, artifact_id=e["artifact_id"], **common)]
+            report.artifacts.add(e["artifact_id"])
+            if owner == p:
+                return [
+                    Sighting(e["at"], p, "author", "data", e["digest"], key, artifact_id=e["artifact_id"], **common)
+                ]
+            return [
+                Sighting(e["at"], owner, "origin", "data", e["digest"], key + ":origin", artifact_id=e["artifact_id"],
+                         **common),
+                Sighting(e["at"], p, "reach", "data", e["digest"], key + ":reach", artifact_id=e["artifact_id"],
+                         **common, **handed),
+            ]  # fmt: skip
         if op == "written" or (op == "copy_in" and e["path"] == INPUT_PATH):
             if not self._known(e["digest"]):
                 report.notes.append(f"event {e['id']}: no fingerprints for {e['path']} (run {e['run_id']})")
                 return []
+            if op == "written" and owner != p:  # the owner's code wrote it; the caller never sees it
+                return [Sighting(e["at"], owner, "origin", "workspace", e["digest"], key, **common)]
             channel = "workspace" if op == "written" else "input"
             return [Sighting(e["at"], p, "author", channel, e["digest"], key, **common)]
         if op == "copy_out" and e["run_status"] == "ok" and e["run_output"] is not None:
             text = e["run_output"].encode()
             digest, blob = sha256_and_print(self.fp, [text], len(text))
             save_prints(self.db, [(digest, blob)])
-            owner = e["run_owner"] or p
             seen = [Sighting(e["at"], owner, "origin", "output", digest, key + ":origin", artifact_id=e["run_artifact"],
                              **common)]  # fmt: skip
             if owner != p:
                 seen.append(Sighting(e["at"], p, "reach", "output", digest, key + ":reach",
-                                     artifact_id=e["run_artifact"], source_owner=owner, purchased=e["cost"] > 0,
-                                     **common))  # fmt: skip
+                                     artifact_id=e["run_artifact"], **common, **handed))  # fmt: skip
             return seen
         return []
 
     def _known(self, digest: str | None) -> bool:
         return bool(digest) and self.db.one("SELECT 1 AS x FROM prov_blobs WHERE digest = ?", (digest,)) is not None
 
-    def _ledger(self, report: IngestReport) -> list[Sighting]:
+    def _ledger(self, report: IngestReport, upto: int) -> list[Sighting]:
         rows = self.db.rows(
             "SELECT l.id, l.at, l.amount, l.kind, l.debit, da.kind AS debit_kind, da.principal AS payer,"
             " ca.kind AS credit_kind, ca.principal AS payee FROM ledger l"
             " JOIN accounts da ON da.id = l.debit JOIN accounts ca ON ca.id = l.credit"
-            " WHERE l.id > ? ORDER BY l.id",
-            (report.cursors.ledger,),
+            " WHERE l.id > ? AND l.id <= ? ORDER BY l.id",
+            (report.cursors.ledger, upto),
         )
         found: list[Sighting] = []
         for row in rows:
-            report.cursors.ledger = row["id"]
             payer, payee = row["payer"], row["payee"]
             if row["credit_kind"] != "principal" or row["debit_kind"] == "mint" or not payer or payer == payee:
                 continue  # grants, holds being opened, refunds
-            purchase = self._purchase(row["debit"]) if row["debit_kind"] == "hold" else None
+            hold = row["debit"].removeprefix("hold:") if row["debit_kind"] == "hold" else None
+            purchase = self._purchase(hold) if hold else None
             with self.db.transaction() as conn:
-                conn.execute(
+                cur = conn.execute(
                     "INSERT OR IGNORE INTO prov_payments (ledger_id, at, payer, payee, amount, kind, artifact_id,"
-                    " label) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " label, hold) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (row["id"], row["at"], payer, payee, row["amount"], row["kind"],
-                     purchase.artifact_id if purchase else None, purchase.label if purchase else None),
+                     purchase.artifact_id if purchase else None, purchase.label if purchase else None, hold),
                 )  # fmt: skip
-            report.payments += 1
+            report.payments += cur.rowcount
             report.pairs.add((payee, payer))  # the payee's content may have reached the payer
-            if purchase and purchase.artifact_id:
-                report.paid_for.add(purchase.artifact_id)
-            if purchase and purchase.delivered and purchase.artifact_id:
-                for f in self.db.rows(
-                    "SELECT digest, path FROM prov_artifacts WHERE artifact_id = ?", (purchase.artifact_id,)
-                ):
-                    found.append(Sighting(row["at"], payer, "reach", "delivery", f["digest"],
-                                          f"ledger:{row['id']}:{f['path']}", artifact_id=purchase.artifact_id,
-                                          source_owner=payee, ledger_id=row["id"], path=f["path"],
-                                          purchased=True))  # fmt: skip
+            found += self._purchased(report, row["id"], row["at"], payer, payee, purchase)
+        report.cursors.ledger = max(report.cursors.ledger, upto)
         return found
 
-    def _purchase(self, account: str) -> Purchase | None:
-        kind, _, ref = account.removeprefix("hold:").partition(":")
+    def _purchased(
+        self, report: IngestReport, ledger_id: int, at: str, payer: str, payee: str, purchase: Purchase | None
+    ) -> list[Sighting]:
+        """What a payment bought: the artifact gains value; a delivered one reaches the payer."""
+        if purchase is None or purchase.artifact_id is None:
+            return []
+        report.paid_for.add(purchase.artifact_id)
+        if not purchase.delivered:
+            return []
+        files = self.db.rows("SELECT digest, path FROM prov_artifacts WHERE artifact_id = ?", (purchase.artifact_id,))
+        return [
+            Sighting(at, payer, "reach", "delivery", f["digest"], f"ledger:{ledger_id}:{f['path']}",
+                     artifact_id=purchase.artifact_id, source_owner=payee, ledger_id=ledger_id, path=f["path"],
+                     purchased=True)
+            for f in files
+        ]  # fmt: skip
+
+    def _resolve_pending(self, report: IngestReport) -> list[Sighting]:
+        """Payments of holds nobody could explain when they were read (their client, e.g. the
+        judiciary, was not loaded then): explained now if it is."""
+        found: list[Sighting] = []
+        for row in self.db.rows("SELECT * FROM prov_payments WHERE artifact_id IS NULL AND hold IS NOT NULL"):
+            purchase = self._purchase(row["hold"])
+            if purchase is None or purchase.artifact_id is None:
+                continue
+            with self.db.transaction() as conn:
+                conn.execute(
+                    "UPDATE prov_payments SET artifact_id = ?, label = ? WHERE ledger_id = ?",
+                    (purchase.artifact_id, purchase.label, row["ledger_id"]),
+                )
+            report.pairs.add((row["payee"], row["payer"]))
+            found += self._purchased(report, row["ledger_id"], row["at"], row["payer"], row["payee"], purchase)
+        return found
+
+    def _purchase(self, hold: str) -> Purchase | None:
+        kind, _, ref = hold.partition(":")
         resolve = PURCHASES.get(kind)
         return resolve(self.db, ref) if resolve else None
 
     # -- applying a sighting ------------------------------------------------------------------
     def _apply(self, conn: sqlite3.Connection, s: Sighting, report: IngestReport) -> bool:
+        """Record a sighting and what it implies; False if an earlier (perhaps interrupted)
+        scan recorded it already, in which case its pairs are still looked at again."""
         cur = conn.execute(
             "INSERT OR IGNORE INTO prov_sightings (at, principal, role, channel, digest, artifact_id, source_owner,"
             " run_id, event_id, ledger_id, path, purchased, key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (s.at, s.principal, s.role, s.channel, s.digest, s.artifact_id, s.source_owner, s.run_id,
              s.event_id, s.ledger_id, s.path, int(s.purchased), s.key),
         )  # fmt: skip
-        if not cur.rowcount:
-            return False  # seen by an earlier scan
-        sid, p, d = cur.lastrowid, s.principal, s.digest
-        if s.role in ("author", "origin"):
+        new = bool(cur.rowcount)
+        sid = (
+            cur.lastrowid
+            if new
+            else conn.execute("SELECT id FROM prov_sightings WHERE key = ?", (s.key,)).fetchone()[0]
+        )
+        p, d = s.principal, s.digest
+        if new and s.role in ("author", "origin"):
             conn.execute(
                 "INSERT OR IGNORE INTO prov_origin (fp, principal, span, sighting_id)"
                 " SELECT c.fp, ?, b.span, ? FROM prov_chunks c JOIN prov_blobs b ON b.digest = c.digest"
                 " WHERE c.digest = ?",
                 (p, sid, d),
             )
-        if s.role == "author":
+        if new and s.role == "author":
             # Independent unless this principal had obtained the fingerprint from its origin before.
             conn.execute(
                 "INSERT OR IGNORE INTO prov_authors (fp, principal, independent)"
@@ -351,17 +431,18 @@ class Ingest:
                 (d, self.settings.audit_common_authors),
             )
         if s.role == "reach":
-            conn.execute(
-                "INSERT OR IGNORE INTO prov_flow_chunks (from_p, to_p, fp, sighting_id)"
-                " SELECT o.principal, ?, c.fp, ? FROM prov_chunks c JOIN prov_origin o ON o.fp = c.fp"
-                " WHERE c.digest = ? AND o.principal != ?",
-                (p, sid, d, p),
-            )
+            if new:
+                conn.execute(
+                    "INSERT OR IGNORE INTO prov_flow_chunks (from_p, to_p, fp, sighting_id)"
+                    " SELECT o.principal, ?, c.fp, ? FROM prov_chunks c JOIN prov_origin o ON o.fp = c.fp"
+                    " WHERE c.digest = ? AND o.principal != ?",
+                    (p, sid, d, p),
+                )
             for (origin,) in conn.execute(
                 "SELECT DISTINCT from_p FROM prov_flow_chunks WHERE sighting_id = ?", (sid,)
             ).fetchall():
                 report.pairs.add((origin, p))
-        return True
+        return new
 
 
 def _members(blob: Path) -> Iterator[tuple[str, int, Iterator[bytes]]]:
@@ -376,7 +457,8 @@ def _members(blob: Path) -> Iterator[tuple[str, int, Iterator[bytes]]]:
 
 
 def default_corpus() -> list[Path]:
-    """The standard library of the Python the sandbox image also carries (Debian's 3.11)."""
+    """The standard library of the Python running the kernel (on Debian 12, the same 3.11
+    the sandbox image carries)."""
     return [Path(sysconfig.get_paths()["stdlib"])]
 
 

@@ -72,6 +72,8 @@ class Auditor:
         ctx = Context(self.db, self.settings, self.flows, pairs, artifacts)
         findings = [f for detector in detectors() for f in detector.detect(ctx)]
         new, updated, recorded = self._record(findings, scan_id)
+        judged = {(f.from_p, f.to_p) for f in pairs} | (self._alerted_pairs() if rescore else ingest.pairs)
+        resolved = self._resolve(findings, judged, artifacts, scan_id)
         c = ingest.cursors
         with self.db.transaction() as conn:
             conn.execute(
@@ -90,6 +92,7 @@ class Auditor:
             pairs=len(pairs),
             new_alerts=new,
             updated_alerts=updated,
+            resolved_alerts=resolved,
             recorded=recorded,
             corpus_fingerprints=seeded,
             notes=ingest.notes[:20],
@@ -97,14 +100,49 @@ class Auditor:
         )
 
     def _incomplete(self, f: Finding) -> list[str]:
+        """The runs in the evidence whose audit record has a gap."""
         runs = sorted(f.evidence.runs)
-        marks = ",".join("?" * len(runs)) or "''"
+        if not runs:
+            return []
+        marks = ",".join("?" * len(runs))
         rows = self.db.rows(
-            f"SELECT id FROM runs WHERE audit_incomplete = 1 AND (id IN ({marks}) OR principal IN (?, ?))"
-            " ORDER BY started_at LIMIT 20",
-            (*runs, f.from_p, f.to_p),
+            f"SELECT id FROM runs WHERE audit_incomplete = 1 AND id IN ({marks}) ORDER BY started_at", tuple(runs)
         )
         return [r["id"] for r in rows]
+
+    def _alerted_pairs(self) -> set[tuple[str, str]]:
+        rows = self.db.rows("SELECT DISTINCT from_principal, to_principal FROM audit_alerts WHERE alert = 1")
+        return {(r["from_principal"], r["to_principal"]) for r in rows}
+
+    def _resolve(
+        self, findings: list[Finding], pairs: set[tuple[str, str]], artifacts: set[str], scan_id: int
+    ) -> list[str]:
+        """Alerts a detector looked at again in this scan and no longer raises (a payment came,
+        a second reader, the content turned out to be boilerplate) stop being alerts; their
+        record stays, with the scan that resolved them. Raised again later, they reopen."""
+        raised = {alert_id(f) for f in findings}
+        scopes = {d.name: getattr(d, "scope", "pairs") for d in detectors()}
+        resolved: list[str] = []
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT id, kind, from_principal, to_principal, subject, story FROM audit_alerts WHERE alert = 1"
+            ).fetchall()
+            for ref, kind, a, b, subject, story in rows:
+                scope = scopes.get(kind, "pairs")
+                looked = (a, b) in pairs if scope == "pairs" else subject in artifacts
+                if not looked or ref in raised:
+                    continue
+                note = (
+                    f"Resolved by scan {scan_id}: {kind} no longer finds this"
+                    " (paid since, read by others, or found to be boilerplate)."
+                )
+                conn.execute(
+                    "UPDATE audit_alerts SET alert = 0, summary = summary || ' (resolved)', story = ?,"
+                    " last_scan = ?, updated_at = ? WHERE id = ?",
+                    (json.dumps([*json.loads(story), note]), scan_id, now(), ref),
+                )
+                resolved.append(ref)
+        return resolved
 
     def _record(self, findings: list[Finding], scan_id: int) -> tuple[list[str], list[str], int]:
         new: list[str] = []
@@ -145,8 +183,10 @@ class Auditor:
         return new, updated, recorded
 
     # -- reading ----------------------------------------------------------------------------
-    def alerts(self, kind: str | None = None, principal: str | None = None, paid: bool = False) -> list[Alert]:
-        where, params = ["1 = 1" if paid else "alert = 1"], []
+    def alerts(self, kind: str | None = None, principal: str | None = None, everything: bool = False) -> list[Alert]:
+        """Alerts, highest score first; with ``everything``, also findings that are not alerts
+        (recorded paid flows, resolved alerts)."""
+        where, params = ["1 = 1" if everything else "alert = 1"], []
         if kind:
             known = {d.name for d in detectors()}
             if kind not in known:

@@ -4,7 +4,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kernel.audit.flows import Flows, PairFlow
+from kernel.audit.flows import Earning, Flows, PairFlow
 from kernel.db import Database
 from kernel.settings import Settings
 
@@ -66,9 +66,40 @@ class Context:
     artifacts: set[str]  # artifacts created or read since the last scan
 
 
+@dataclass
+class Terms:
+    """What the free part of a flow was worth, and what the receiver paid the origin for it."""
+
+    value: int
+    earnings: list[Earning]
+    paid: int
+    payments: list[dict[str, Any]]
+
+    def unpaid(self, s: Settings) -> bool:
+        return self.value >= s.audit_min_value and self.paid < s.audit_paid_ratio * self.value
+
+
+def terms(ctx: "Context", flow: PairFlow) -> Terms:
+    earnings = ctx.flows.earnings(flow, free_only=True)
+    paid, payments = ctx.flows.paid(flow)
+    return Terms(earnings[0].value if earnings else 0, earnings, paid, payments)
+
+
+def value_thresholds(s: Settings, **extra: float | int) -> dict[str, float | int]:
+    """The thresholds a judgement of paid against value uses, for the alert's record."""
+    return {
+        **extra,
+        "min_bytes": s.audit_min_bytes,
+        "min_value": s.audit_min_value,
+        "paid_ratio": s.audit_paid_ratio,
+        "window_seconds": s.audit_window_seconds,
+    }
+
+
 class Detector(Protocol):
     name: str
     description: str
+    scope: str  # "pairs" or "artifacts": what it re-judges when they change (plugins default to pairs)
 
     def detect(self, ctx: Context) -> list[Finding]: ...
 

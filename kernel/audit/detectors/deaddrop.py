@@ -60,6 +60,7 @@ def hidden(path: str) -> bool:
 
 
 class DeadDrop:
+    scope = "artifacts"  # it judges artifacts: an alert whose artifact it looked at again and cleared is resolved
     name = "dead_drop"
     description = "an artifact read by exactly one other principal soon after, hidden, meaningless or opaque"
 
@@ -124,7 +125,8 @@ class DeadDrop:
         for r in reads:
             evidence.add(r)
         made = ctx.db.one(
-            "SELECT * FROM prov_sightings WHERE artifact_id = ? AND role = 'author' ORDER BY at, id LIMIT 1",
+            "SELECT * FROM prov_sightings WHERE artifact_id = ? AND role IN ('author', 'origin')"
+            " ORDER BY at, id LIMIT 1",
             (art["id"],),
         )
         if made:

@@ -7,22 +7,27 @@ ratio of it, or when the relay served B alone.
 
 from typing import Any
 
-from kernel.audit.detectors.base import Context, Evidence, Finding, confidence, describe, short
+from kernel.audit.detectors.base import (
+    Context,
+    Evidence,
+    Finding,
+    confidence,
+    describe,
+    short,
+    terms,
+    value_thresholds,
+)
 from kernel.audit.flows import PairFlow
 
 
 class Laundering:
+    scope = "pairs"  # it judges pairs: an alert of a pair it looked at again and cleared is resolved
     name = "laundering"
     description = "content of A reached B through C, who only relayed it"
 
     def detect(self, ctx: Context) -> list[Finding]:
         s = ctx.settings
-        thresholds: dict[str, float | int] = {
-            "relay_share": s.audit_relay_share,
-            "min_bytes": s.audit_min_bytes,
-            "paid_ratio": s.audit_paid_ratio,
-            "window_seconds": s.audit_window_seconds,
-        }
+        thresholds = value_thresholds(s, relay_share=s.audit_relay_share)
         found: list[Finding] = []
         for flow in ctx.pairs:
             if flow.unbought_bytes < s.audit_min_bytes:
@@ -63,16 +68,15 @@ class Laundering:
         share = self._share(ctx, flow.from_p, reaches)
         if share < s.audit_relay_share:
             return None
-        earnings = ctx.flows.earnings(flow, free_only=True)
-        value = earnings[0].value if earnings else 0
-        paid, payments = ctx.flows.paid(flow)
+        t = terms(ctx, flow)
+        value, paid, payments = t.value, t.paid, t.payments
         readers = ctx.db.one(
             "SELECT COUNT(DISTINCT principal) AS n FROM prov_sightings WHERE role = 'reach' AND"
             " (artifact_id = ? OR digest = ?) AND principal != ?",
             (subject, subject, relay),
         )
         targeted = bool(readers and readers["n"] == 1)
-        if not ((value >= s.audit_min_value and paid < s.audit_paid_ratio * value) or (targeted and paid == 0)):
+        if not (t.unpaid(s) or (targeted and paid == 0)):
             return None
         # How the relay got it: the relay's own sightings of the origin's content.
         into_relay = ctx.flows.sightings(PairFlow(flow.from_p, relay, 0, 0, flow.first_at, flow.last_at), limit=10)

@@ -8,6 +8,7 @@ from kernel.audit.flows import shift
 
 
 class ReversePayment:
+    scope = "pairs"  # it judges pairs: an alert of a pair it looked at again and cleared is resolved
     name = "reverse_payment"
     description = "B paid A by transfer soon after A's content reached B (a paid flow, not an alert)"
 

@@ -7,32 +7,34 @@ of that artifact or output the content makes up. Content that earned nothing is 
 trade; a free copy with a covert shape is the dead-drop detector's business.
 """
 
-from kernel.audit.detectors.base import Context, Evidence, Finding, confidence, describe, short
+from kernel.audit.detectors.base import (
+    Context,
+    Evidence,
+    Finding,
+    confidence,
+    describe,
+    short,
+    terms,
+    value_thresholds,
+)
 
 
 class UnpaidFlow:
+    scope = "pairs"  # it judges pairs: an alert of a pair it looked at again and cleared is resolved
     name = "unpaid_flow"
     description = "content of A reached B and B paid A less than a share of what the content earned"
 
     def detect(self, ctx: Context) -> list[Finding]:
         s = ctx.settings
-        thresholds: dict[str, float | int] = {
-            "min_bytes": s.audit_min_bytes,
-            "min_value": s.audit_min_value,
-            "paid_ratio": s.audit_paid_ratio,
-            "window_seconds": s.audit_window_seconds,
-        }
+        thresholds = value_thresholds(s)
         found: list[Finding] = []
         for flow in ctx.pairs:
             if flow.unbought_bytes < s.audit_min_bytes:
                 continue  # bought at a price: fair to the origin, or the seller's debt to it
-            earnings = ctx.flows.earnings(flow, free_only=True)
-            value = earnings[0].value if earnings else 0
-            if value < s.audit_min_value:
+            t = terms(ctx, flow)
+            if not t.unpaid(s):
                 continue
-            paid, payments = ctx.flows.paid(flow)
-            if paid >= s.audit_paid_ratio * value:
-                continue
+            earnings, value, paid, payments = t.earnings, t.value, t.paid, t.payments
             evidence = Evidence()
             origins, reaches = ctx.flows.origins(flow), ctx.flows.sightings(flow)
             sources, uses = ctx.flows.sources(reaches), ctx.flows.uses(flow)
