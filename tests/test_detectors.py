@@ -219,6 +219,14 @@ def test_a_late_payment_resolves_the_alert(fake_kernel: Kernel, log: Log) -> Non
     assert any(line.startswith("Resolved by scan") for line in fake_kernel.explain_alert(alert.id))
 
 
+def test_a_drop_paid_for_later_is_resolved(fake_kernel: Kernel, log: Log) -> None:
+    world(log, name=".cache", price=0, customers=0)
+    fake_kernel.audit_scan()
+    [drop] = of_kind(fake_kernel.audit_alerts(), "dead_drop")
+    log.transfer("ben", "ann", 3)
+    assert fake_kernel.audit_scan().resolved_alerts == [drop.id] and fake_kernel.audit_alerts() == []
+
+
 def test_copies_made_while_other_runs_are_in_flight_are_still_copies(fake_kernel: Kernel, log: Log) -> None:
     """Three principals read ann's module and store copies; a scan while their runs are going
     must not take them for independent authors (which would make the module boilerplate)."""

@@ -68,7 +68,15 @@ class Auditor:
         ingest = Ingest(self.db, self.settings, self.fingerprinter)(since)
         say("detectors")
         pairs = self.flows.pairs(None if rescore else ingest.pairs)
-        artifacts = {r["id"] for r in self.db.rows("SELECT id FROM artifacts")} if rescore else ingest.artifacts
+        if rescore:
+            artifacts = {r["id"] for r in self.db.rows("SELECT id FROM artifacts")}
+        else:  # what changed, and what alerts are about whose pair changed (a payment may clear a drop)
+            alerted = self.db.rows(
+                "SELECT from_principal, to_principal, subject FROM audit_alerts WHERE alert = 1 AND subject != ''"
+            )
+            artifacts = ingest.artifacts | {
+                r["subject"] for r in alerted if (r["from_principal"], r["to_principal"]) in ingest.pairs
+            }
         ctx = Context(self.db, self.settings, self.flows, pairs, artifacts)
         findings = [f for detector in detectors() for f in detector.detect(ctx)]
         new, updated, recorded = self._record(findings, scan_id)
