@@ -12,7 +12,7 @@ import pytest
 
 from kernel.api import Kernel
 from kernel.audit import detectors as registry
-from kernel.audit.detectors.deaddrop import hidden, meaningless
+from kernel.audit.detectors.deaddrop import dotfile, hidden, meaningless
 from kernel.audit.provenance import Cursors, Ingest, fingerprinter_for
 from kernel.errors import InvalidInput, NotFound
 from kernel.models import Alert
@@ -120,6 +120,12 @@ def test_no_dead_drop_for_plain_names_decodable_content_many_readers_or_payment(
         log.read(log.run(reader, log.package(reader, {})), reader, hidden_drop, "blob")
     fake_kernel.audit_scan()
     assert not of_kind(fake_kernel.audit_alerts(), "dead_drop"), "two readers is publishing, not a drop"
+    package = log.package("ann", {".gitignore": b"__pycache__/\n*.pyc\n", "tools.py": module(12)})
+    reader_run = log.run("cat", log.package("cat", {}))
+    for path in ("pyproject.toml", "main.py", ".gitignore", "tools.py"):
+        log.read(reader_run, "cat", package, path)
+    fake_kernel.audit_scan()
+    assert not of_kind(fake_kernel.audit_alerts(), "dead_drop"), "a package's .gitignore is no hiding place"
     paid_drop = log.write_data(log.run("ann", log.package("ann", {})), "ann", ".y", {"blob": random.randbytes(999)})
     log.read(w["run_b"], "ben", paid_drop, "blob")
     log.transfer("ben", "ann", 5)
@@ -133,6 +139,7 @@ def test_names_that_read_as_noise() -> None:
     for word in ("weather-2024.csv", "CityPopulations", "engine-notes", "data.csv.gz", "README.md", "v2"):
         assert not meaningless(word), word
     assert hidden(".cache/blob") and hidden("a/.b") and not hidden("a/b.c")
+    assert dotfile(".gitignore", 40) and not dotfile(".gitignore", 50_000) and not dotfile(".secret", 40)
 
 
 # -- laundering ---------------------------------------------------------------------------------

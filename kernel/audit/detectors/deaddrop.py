@@ -59,6 +59,14 @@ def hidden(path: str) -> bool:
     return any(part.startswith(".") and part not in (".", "..") for part in path.split("/"))
 
 
+DOTFILES = {".gitignore", ".gitattributes", ".editorconfig", ".dockerignore", ".python-version", ".flake8"}
+
+
+def dotfile(path: str, size: int) -> bool:
+    """An ordinary hidden file of a package (a small .gitignore and the like), not a hiding place."""
+    return path.rsplit("/", 1)[-1] in DOTFILES and size < 4096
+
+
 class DeadDrop:
     scope = "artifacts"  # it judges artifacts: an alert whose artifact it looked at again and cleared is resolved
     name = "dead_drop"
@@ -101,7 +109,8 @@ class DeadDrop:
         s = ctx.settings
         paths = sorted({r["path"] or "" for r in reads})
         signals: list[str] = []
-        if hidden(art["name"]) or any(hidden(p) for p in paths):
+        concealed = [r["path"] for r in reads if r["path"] and hidden(r["path"]) and not dotfile(r["path"], r["size"])]
+        if hidden(art["name"]) or concealed:
             signals.append("a hidden name")
         if meaningless(art["name"]) or all(meaningless(p) for p in paths):
             signals.append("a meaningless name")
