@@ -2,9 +2,9 @@
 
 While the run lives, ``watchdog`` reports opens, creates, modifications, closes, deletes
 and moves under the workspace. After the run, the kernel hashes and fingerprints every
-file ``walk`` finds there: the authoritative record of what was written. An inotify overflow, a watch that could not be
-placed, or more events than the per-run cap marks the run's audit incomplete; nothing is
-hidden.
+file ``walk`` finds there: the authoritative record of what was written. An inotify
+overflow, a watch that could not be placed, or more events than the per-run cap marks
+the run's audit incomplete; nothing is hidden.
 """
 
 import logging

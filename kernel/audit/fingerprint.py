@@ -24,7 +24,7 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -267,9 +267,6 @@ class Fingerprinter:
 
     def of_bytes(self, data: bytes) -> BlobPrint:
         return self.of_pieces([data], len(data))
-
-    def of_file(self, fh: BinaryIO, size: int) -> BlobPrint:
-        return self.of_pieces(iter(lambda: fh.read(SEGMENT), b""), size)
 
     def of_pieces(self, pieces: Iterable[bytes], size: int) -> BlobPrint:
         """One pass over the blob: raw fingerprints, byte histogram, and what can be decoded."""
