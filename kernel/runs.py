@@ -185,6 +185,7 @@ class Invocation:
             # The artifact's traceback, as it would have printed it, within the kept size.
             tail = str(result["traceback"]).encode()[-s.kept_output_bytes :]
             outcome.stderr = (outcome.stderr + b"\n" + tail)[-s.kept_output_bytes :]
+        self.s.audit.flush()  # the run's events are committed before it shows as done (scans rely on it)
         return self._finish(ctx, status, reason, outcome, value, usage, incomplete=bool(problems))
 
     def _spec(self, ctx: RunContext, limits: Limits, runtime: str, rundir: RunDir) -> SandboxSpec:

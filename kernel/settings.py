@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from kernel.models import Limits
 
 MiB = 1024 * 1024
+YEAR = 365 * 24 * 3600
 
 
 class Settings(BaseSettings):
@@ -67,20 +68,20 @@ class Settings(BaseSettings):
         default=None, description="files or folders whose content is boilerplate (default: the standard library)"
     )
     audit_window_seconds: int = Field(
-        default=7 * 24 * 3600, ge=0, description="payments this long before or after a flow count against it"
+        default=7 * 24 * 3600, ge=0, le=YEAR * 100, description="payments this long before or after a flow count"
     )
     audit_min_bytes: int = Field(default=256, ge=1, description="smaller flows are never alerts")
     audit_paid_ratio: float = Field(
         default=0.5, gt=0, le=1, description="a flow is unpaid when less than this share of its value was paid"
     )
     audit_min_value: int = Field(default=1, ge=1, description="content that earned less than this is not unpaid trade")
-    audit_dead_drop_seconds: int = Field(default=24 * 3600, ge=0, description="'soon after' for a dead drop's read")
+    audit_dead_drop_seconds: int = Field(default=24 * 3600, ge=0, le=YEAR * 100, description="'soon' for a drop's read")
     audit_dead_drop_entropy: float = Field(
         default=7.2, ge=0, le=8, description="bits per byte that make content opaque"
     )
     audit_relay_share: float = Field(default=0.9, gt=0, le=1, description="share of an artifact copied to relay it")
     audit_reverse_seconds: int = Field(
-        default=24 * 3600, ge=0, description="a transfer this soon after a flow pays for it"
+        default=24 * 3600, ge=0, le=YEAR * 100, description="a transfer this soon after a flow pays for it"
     )
 
     @field_validator("home")

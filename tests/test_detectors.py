@@ -283,8 +283,38 @@ def test_what_someone_elses_code_writes_for_the_caller_reaches_the_caller(fake_k
     assert flow.channels == {"data": flow.fingerprints}
 
 
+def test_what_someone_elses_code_reads_is_not_the_callers(fake_kernel: Kernel, log: Log) -> None:
+    ann, ben, cat = log.principal("ann"), log.principal("ben"), log.principal("cat")
+    product = log.package(ann, {"engine.py": module(13)}, price=10)
+    log.run(cat, product, output={"ok": 1})
+    tool = log.package(ann, {})  # free; reads ann's engine for ben and returns a count
+    run = log.run(ben, tool, output={"lines": 12})
+    log.read(run, ben, product, "engine.py")
+    fake_kernel.audit_scan()
+    assert fake_kernel.audit_alerts() == [] and not [f for f in fake_kernel.audit_flows() if f.to_principal == ben]
+
+
+def test_content_found_to_be_boilerplate_resolves_its_alert(fake_kernel: Kernel, log: Log) -> None:
+    w = world(log)
+    fake_kernel.audit_scan()
+    [alert] = of_kind(fake_kernel.audit_alerts(), "unpaid_flow")
+    for p in ("dot", "eve"):  # two more principals write the same module, never having read it
+        log.package(log.principal(p), {"engine.py": w["secret"]})
+    assert alert.id in fake_kernel.audit_scan().resolved_alerts
+
+
+def test_an_alert_raised_again_is_new_again(fake_kernel: Kernel, log: Log) -> None:
+    world(log, name=".cache", price=0, customers=0)
+    fake_kernel.audit_scan()
+    [drop] = fake_kernel.audit_alerts()
+    fake_kernel.settings.audit_dead_drop_seconds = 0  # nobody reads within 0 s: no drop
+    assert fake_kernel.audit_scan(rescore=True).resolved_alerts == [drop.id]
+    fake_kernel.settings.audit_dead_drop_seconds = 3600
+    assert fake_kernel.audit_scan(rescore=True).new_alerts == [drop.id]
+
+
 def test_escrow_payments_read_before_the_judiciary_was_loaded_are_explained_later(
-    fake_kernel: Kernel, log: Log, make_pkg: PackageFactory
+    fake_kernel: Kernel, log: Log, make_pkg: PackageFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from judiciary.court import Court
     from kernel.audit.provenance import PURCHASES
@@ -305,6 +335,10 @@ def test_escrow_payments_read_before_the_judiciary_was_loaded_are_explained_late
         assert not [f for f in fake_kernel.audit_flows() if f.to_principal == cat]
     finally:
         PURCHASES["escrow"] = resolver
+    with monkeypatch.context() as m:  # the scan that explains it dies half-way: nothing of it may stick
+        m.setattr(Ingest, "_events", lambda *a: (_ for _ in ()).throw(RuntimeError("killed")))
+        with pytest.raises(RuntimeError):
+            fake_kernel.audit_scan()
     fake_kernel.audit_scan()
     [flow] = [f for f in fake_kernel.audit_flows() if (f.from_principal, f.to_principal) == (ben, cat)]
     assert flow.channels == {"delivery": flow.fingerprints} and flow.paid == 30

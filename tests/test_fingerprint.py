@@ -107,6 +107,27 @@ def test_tiny_empty_binary_and_broken_input() -> None:
     assert len(FP.of_bytes(b"[" * 100_000).fingerprints) >= 1  # deep JSON nesting: raw fingerprints, no crash
 
 
+def test_json_of_numbers_keeps_its_raw_fingerprints() -> None:
+    rng = random.Random(4)
+    weights = json.dumps({"w": [rng.random() for _ in range(3000)]}).encode()
+    assert len(FP.of_bytes(weights).fingerprints) > 100
+    assert shared(weights, b"copied: " + weights[1000:5000]) > 50
+    almost_bytes = json.dumps([*text(2, 500), 256]).encode()
+    assert len(FP.of_bytes(almost_bytes).fingerprints) > 10
+
+
+def test_many_gzip_members_cost_bounded_time() -> None:
+    import time
+
+    members = gzip.compress(b"") * 100_000  # 2 MB of empty members
+    t = time.perf_counter()
+    blob = FP.of_bytes(members)
+    assert time.perf_counter() - t < 30 and blob.encodings == [] and blob.content_bytes == len(members)
+    chunks = [text(i, 200) for i in range(1500)]
+    blob = FP.of_bytes(b"".join(gzip.compress(c) for c in chunks))  # past the member cap: decoded in part
+    assert blob.encodings == ["gzip"] and blob.content_bytes > 1000 * 200
+
+
 def test_decompression_bombs_are_bounded() -> None:
     bomb = gzip.compress(b"\0" * (200 << 20), 9)
     fp = Fingerprinter(max_decoded_bytes=4 << 20)

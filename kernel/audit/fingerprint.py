@@ -168,25 +168,29 @@ def _entropy(counts: npt.NDArray[np.int64]) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
+MAX_MEMBERS = 1000  # gzip members decoded per blob (empty members cost time, not budget)
+
+
 def _gunzip(data: bytes, budget: int) -> tuple[list[bytes], bool]:
     """The decompressed bytes of a gzip blob (every member), at most ``budget`` of them, in
     pieces; and whether the whole blob decompressed. Input is fed 4 KiB at a time, so the
-    content before damage is kept; damage or trailing bytes mean False (the raw
-    fingerprints are then kept as well)."""
+    content before damage is kept; damage, trailing bytes or too many members mean False
+    (the raw fingerprints are then kept as well)."""
     out: list[bytes] = []
-    rest = data
-    while rest and budget > 0:
+    view = memoryview(data)
+    offset = 0
+    for _ in range(MAX_MEMBERS):
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        pos = 0
-        while pos < len(rest) and budget > 0 and not inflater.eof:
-            buf = rest[pos : pos + 4096]
+        pos = offset
+        while pos < len(data) and budget > 0 and not inflater.eof:
+            buf: bytes | memoryview = view[pos : pos + 4096]
             pos += len(buf)
             while buf and budget > 0 and not inflater.eof:
                 before = inflater.copy()
                 try:
                     piece = inflater.decompress(buf, min(budget, SEGMENT))
                 except zlib.error:
-                    out += _salvage(before, buf, budget)
+                    out += _salvage(before, bytes(buf), budget)
                     return out, False
                 budget -= len(piece)
                 if piece:
@@ -194,10 +198,12 @@ def _gunzip(data: bytes, budget: int) -> tuple[list[bytes], bool]:
                 buf = inflater.unconsumed_tail
         if not inflater.eof:
             return out, budget <= 0
-        rest = inflater.unused_data + rest[pos:]
-        if rest and rest[:2] != b"\x1f\x8b":
-            return out, not rest.strip(b"\0")  # trailing zeros are padding; anything else is not gzip
-    return out, True
+        offset = pos - len(inflater.unused_data)
+        if offset >= len(data) or budget <= 0:
+            return out, True
+        if data[offset : offset + 2] != b"\x1f\x8b":
+            return out, not data[offset:].strip(b"\0")  # trailing zeros are padding; anything else is not gzip
+    return out, False
 
 
 _BASE64_BYTES = np.zeros(256, dtype=bool)
@@ -343,7 +349,8 @@ class Fingerprinter:
                 text = b"\n".join(parts)  # lines split into a list come back as the lines they were
                 if len(text) <= budget[0]:
                     budget[0] -= len(text)
-                    return [("json", [text], True)]
+                    # Mostly strings: the JSON is their envelope. Mostly numbers: keep the raw too.
+                    return [("json", [text], len(text) >= size // 2)]
         if np.count_nonzero(np.frombuffer(head, dtype=np.uint8) >= 0x80) > len(head) // 10:
             return views  # binary: no base64 text to find
         covered = 0

@@ -142,6 +142,7 @@ class IngestReport:
     pairs: set[tuple[str, str]] = field(default_factory=set)  # pairs whose flows or payments changed
     artifacts: set[str] = field(default_factory=set)  # artifacts newly read or created
     paid_for: set[str] = field(default_factory=set)  # artifacts newly paid for (their content gained value)
+    explained: list[tuple[int, str, str]] = field(default_factory=list)  # (ledger id, artifact, label) resolved late
     notes: list[str] = field(default_factory=list)
 
 
@@ -165,32 +166,33 @@ class Ingest:
         found += self._events(report, horizon.events)
         found += self._ledger(report, horizon.ledger)
         found.sort(key=lambda s: (s.at, s.key))
-        with self.db.transaction() as conn:
+        with self.db.transaction() as conn:  # the sightings and the late explanations commit together
             for s in found:
                 if self._apply(conn, s, report):
                     report.sightings += 1
+            conn.executemany(
+                "UPDATE prov_payments SET artifact_id = ?, label = ? WHERE ledger_id = ?",
+                [(ref, label, ledger_id) for ledger_id, ref, label in report.explained],
+            )
         report.pairs |= self._valued_pairs(report.paid_for)
         return report
 
     def _horizon(self, since: Cursors) -> Cursors:
-        """The last artifact rowid, event id and ledger id this scan may read."""
-        busy = self.db.one("SELECT MIN(started_at) AS at FROM runs WHERE state = 'running'")
-        first_busy_event = self.db.one(
-            "SELECT MIN(e.id) AS n FROM runs r JOIN audit_events e ON e.run_id = r.id WHERE r.state = 'running'"
-        )
-        before = busy["at"] if busy and busy["at"] else None
-        since_clause = "" if before is None else " WHERE at < :before"
+        """The last artifact rowid, event id and ledger id this scan may read: everything
+        before the start of the oldest run in flight. One statement, so one snapshot."""
+        busy = "(SELECT MIN(started_at) FROM runs WHERE state = 'running')"
         top = self.db.one(
-            "SELECT (SELECT COALESCE(MAX(rowid), 0) FROM artifacts"
-            + ("" if before is None else " WHERE created_at < :before")
-            + f") AS artifacts, (SELECT COALESCE(MAX(id), 0) FROM audit_events{since_clause}) AS events,"
-            f" (SELECT COALESCE(MAX(id), 0) FROM ledger{since_clause}) AS ledger",
-            {"before": before} if before else {},
+            f"SELECT (SELECT COALESCE(MAX(rowid), 0) FROM artifacts WHERE {busy} IS NULL OR created_at < {busy})"
+            " AS artifacts,"
+            f" (SELECT COALESCE(MAX(id), 0) FROM audit_events WHERE {busy} IS NULL OR at < {busy}) AS events,"
+            f" (SELECT COALESCE(MAX(id), 0) FROM ledger WHERE {busy} IS NULL OR at < {busy}) AS ledger,"
+            " (SELECT MIN(e.id) FROM runs r JOIN audit_events e ON e.run_id = r.id WHERE r.state = 'running')"
+            " AS first_busy_event"
         )
         assert top is not None
         events = int(top["events"])
-        if first_busy_event and first_busy_event["n"] is not None:
-            events = min(events, int(first_busy_event["n"]) - 1)
+        if top["first_busy_event"] is not None:
+            events = min(events, int(top["first_busy_event"]) - 1)
         return Cursors(
             max(since.artifacts, int(top["artifacts"])),
             max(since.events, events),
@@ -284,8 +286,8 @@ class Ingest:
         common = {"run_id": e["run_id"], "event_id": e["id"], "path": e["path"]}
         handed = {"source_owner": owner, "purchased": bool(e["cost"])}
         if op == "read_artifact":
-            if e["owner"] is None or e["owner"] == p or e["artifact_id"] == e["run_artifact"]:
-                return []  # its own content, or the package the run is executing
+            if e["owner"] is None or e["owner"] == p or owner != p:
+                return []  # its own content, or read by someone else's code (what it hands over is seen)
             report.artifacts.add(e["artifact_id"])
             return [Sighting(e["at"], p, "reach", "read", e["digest"], key, artifact_id=e["artifact_id"],
                              source_owner=e["owner"], **common)]  # fmt: skip
@@ -377,11 +379,7 @@ class Ingest:
             purchase = self._purchase(row["hold"])
             if purchase is None or purchase.artifact_id is None:
                 continue
-            with self.db.transaction() as conn:
-                conn.execute(
-                    "UPDATE prov_payments SET artifact_id = ?, label = ? WHERE ledger_id = ?",
-                    (purchase.artifact_id, purchase.label, row["ledger_id"]),
-                )
+            report.explained.append((row["ledger_id"], purchase.artifact_id, purchase.label))
             report.pairs.add((row["payee"], row["payer"]))
             found += self._purchased(report, row["ledger_id"], row["at"], row["payer"], row["payee"], purchase)
         return found
@@ -424,12 +422,19 @@ class Ingest:
                 " FROM prov_chunks c JOIN prov_origin o ON o.fp = c.fp WHERE c.digest = ?",
                 (p, p, d),
             )
-            conn.execute(
+            became = conn.execute(
                 "INSERT OR IGNORE INTO prov_common (fp, source)"
                 " SELECT a.fp, 'authors' FROM prov_chunks c JOIN prov_authors a ON a.fp = c.fp"
                 " WHERE c.digest = ? AND a.independent = 1 GROUP BY a.fp HAVING COUNT(*) >= ?",
                 (d, self.settings.audit_common_authors),
-            )
+            ).rowcount
+            if became:  # flows that held it shrank: judge their pairs again
+                for pair in conn.execute(
+                    "SELECT DISTINCT f.from_p, f.to_p FROM prov_chunks c JOIN prov_common k ON k.fp = c.fp"
+                    " JOIN prov_flow_chunks f ON f.fp = c.fp WHERE c.digest = ?",
+                    (d,),
+                ).fetchall():
+                    report.pairs.add((pair[0], pair[1]))
         if s.role == "reach":
             if new:
                 conn.execute(

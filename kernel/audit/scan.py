@@ -181,13 +181,14 @@ class Auditor:
                     else:
                         recorded += 1
                 elif tuple(old) != fields:
+                    reopened = f.alert and not old[0]
                     conn.execute(
                         "UPDATE audit_alerts SET alert = ?, bytes = ?, score = ?, paid = ?, value = ?, summary = ?,"
                         " story = ?, evidence = ?, thresholds = ?, audit_incomplete = ?, last_scan = ?,"
                         " updated_at = ? WHERE id = ?",
                         (*fields, scan_id, now(), ref),
                     )
-                    updated.append(ref)
+                    (new if reopened else updated).append(ref)
         return new, updated, recorded
 
     # -- reading ----------------------------------------------------------------------------
