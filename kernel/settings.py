@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     )
     audit_relay_share: float = Field(default=0.9, gt=0, le=1, description="share of an artifact copied to relay it")
     audit_reverse_seconds: int = Field(
-        default=24 * 3600, ge=0, le=YEAR * 100, description="a transfer this soon after a flow pays for it"
+        default=24 * 3600, ge=0, le=YEAR * 100, description="a transfer this close to a flow pays for it"
     )
 
     @field_validator("home")

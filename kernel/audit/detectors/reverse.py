@@ -1,6 +1,7 @@
-"""Reverse payment: B pays A by plain transfer (no invocation, no escrow) soon after content
-of A reached B. Recorded as a paid flow, not an alert: legitimate trade is not punished,
-and a governor can still see the side channel.
+"""Reverse payment: B pays A by plain transfer (no invocation, no escrow) around the time
+content of A reached B: soon after, or in the same run just before the value came back.
+Recorded as a paid flow, not an alert: legitimate trade is not punished, and a governor
+can still see the side channel.
 """
 
 from kernel.audit.detectors.base import Context, Evidence, Finding, describe
@@ -19,7 +20,7 @@ class ReversePayment:
         for flow in ctx.pairs:
             transfers = [
                 p
-                for p in ctx.flows.payments(flow.to_p, flow.from_p, flow.first_at,
+                for p in ctx.flows.payments(flow.to_p, flow.from_p, shift(flow.first_at, -s.audit_reverse_seconds),
                                             shift(flow.last_at, s.audit_reverse_seconds))
                 if p["kind"] == "transfer"
             ]  # fmt: skip
@@ -33,7 +34,7 @@ class ReversePayment:
             story = [
                 f"Content of {flow.from_p} reached {flow.to_p} (about {flow.bytes} bytes):",
                 *[f"  {describe(r)}" for r in reaches],
-                f"Within {s.audit_reverse_seconds} s {flow.to_p} paid {flow.from_p} by plain transfer:",
+                f"Within {s.audit_reverse_seconds} s of it, {flow.to_p} paid {flow.from_p} by plain transfer:",
                 *[f"  {p['at'][:19]}  transfer of {p['amount']} scrip (ledger #{p['ledger_id']})" for p in transfers],
                 "Recorded as paid trade through a side channel; not an alert.",
             ]
