@@ -20,17 +20,30 @@ class TestOutcome(BaseModel):
     detail: str | None = None
 
 
+class LinkRecord(BaseModel):
+    """What crossed between the suite's process and the deliverable's during one run."""
+
+    calls: int = 0  # requests the suite's side made (imports, attributes, calls, special methods)
+    bytes_to_deliverable: int = 0
+    bytes_to_suite: int = 0
+    untrusted_comparisons: int = 0  # ==/< between an object of the deliverable and a value of the suite's
+    broken: str | None = None  # why the deliverable's side broke the link, if it did
+    broken_during: str | None = None  # the test (or collection) during which it broke
+
+
 class SuiteRun(BaseModel):
     """One run of the suite in a fresh sandbox, as the kernel saw it and as pytest reported it."""
 
-    status: str  # the sandbox run's status: ok, timeout, memory_limit, output_limit, killed
+    status: str  # the suite's sandbox run's status: ok, timeout, memory_limit, output_limit, killed
     problem: str | None = None  # why this run cannot count as a pass, if it cannot
     exit_code: int | None = None
     report_exit_code: int | None = None
     tests: list[TestOutcome] = []
-    replaced: list[str] = []
+    replaced: list[str] = []  # kept for verdicts recorded before the deliverable left the suite's process
     canary: Outcome | None = None
     wall_seconds: float = 0.0
+    deliverable_status: str | None = None  # its own sandbox's status: ok (stopped by the kernel) or a limit
+    link: LinkRecord | None = None
 
 
 class Verdict(BaseModel):

@@ -1,39 +1,29 @@
-"""Reading what a suite run left: the sealed pytest report, checked, never stdout.
+"""Reading what a suite run reported over its report socket, checked, never stdout.
 
-The report counts only if its HMAC verifies under the judgement's nonce (the deliverable
-never sees it), its exit status matches the process's, no watched pytest or unittest
-internal was replaced, and the canary test, built to fail, failed.
+The report counts only if it is a well-formed document, its exit status matches the
+suite process's, and the canary test, built to fail, failed. It comes from the suite's
+launcher alone: the deliverable runs in another container and has no way to the socket.
 """
 
-import hashlib
-import hmac
 import json
-from pathlib import Path
 from typing import Any
 
 from judiciary.models import Outcome, SuiteRun, TestOutcome
-from kernel.safe_io import Unreadable, read_capped
-
-REPORT_CAP = 8 * 1024 * 1024
 
 
-def read_sealed(path: Path, nonce: bytes) -> tuple[dict[str, Any] | None, str | None]:
+def read_report(data: bytes, over_cap: bool) -> tuple[dict[str, Any] | None, str | None]:
     """The report body, or None and why it cannot be used."""
+    if over_cap:
+        return None, "the suite's report was larger than the kernel reads; rejected"
+    if not data:
+        return None, "pytest never sent its report (the suite's process was stopped or exited early)"
     try:
-        data = read_capped(path, REPORT_CAP)
-    except Unreadable as exc:
-        return None, f"the report is not a plain file the judge wrote ({exc}); rejected"
-    if data is None:
-        return None, "pytest never wrote its report (the process was stopped or exited early)"
-    try:
-        doc = json.loads(data)
-        body, mac = doc["body"], doc["mac"]
-    except (ValueError, KeyError, TypeError):
-        return None, "the report is not a sealed report (forged or damaged)"
-    expected = hmac.new(nonce, str(body).encode(), hashlib.sha256).hexdigest()
-    if not isinstance(mac, str) or not hmac.compare_digest(mac, expected):
-        return None, "the report's seal does not verify: it was not written by the judge (forged report)"
-    return json.loads(body), None
+        body = json.loads(data)
+    except (ValueError, RecursionError):
+        return None, "the suite's report is not a JSON document (damaged or cut short)"
+    if not isinstance(body, dict) or not isinstance(body.get("tests"), dict):
+        return None, "the suite's report is not a report"
+    return body, None
 
 
 def outcome_of(phases: dict[str, dict[str, Any]]) -> tuple[Outcome, float]:
@@ -62,7 +52,6 @@ def suite_run(
     expected: list[str],
     canary: str | None,
     wall: float,
-    stdout: str,
 ) -> SuiteRun:
     # The output is not kept: it could carry the private suite to the worker (or the worker's
     # source to the buyer); only outcome classes, durations and kernel-made reasons are.
@@ -76,7 +65,6 @@ def suite_run(
     if body is None:
         return run
     run.report_exit_code = body.get("exit_code")
-    run.replaced = list(body.get("replaced", [])) + [f"plugin {p}" for p in body.get("foreign_plugins", [])]
     if canary is not None:
         run.canary = outcome_of(reported[canary])[0] if canary in reported else "missing"
     if run.problem is None:
@@ -87,8 +75,8 @@ def suite_run(
 def integrity_problem(run: SuiteRun, canary: str | None) -> str | None:
     if run.report_exit_code != run.exit_code:
         return f"pytest reported exit status {run.report_exit_code} but the process exited {run.exit_code}"
-    if run.replaced:
-        return "pytest or unittest internals were replaced or extended during the run: " + ", ".join(run.replaced[:5])
-    if canary is not None and run.canary != "failed":
-        return f"tampering: a test built to fail was reported {run.canary}"
-    return None
+    if canary is None or run.canary == "failed":
+        return None
+    if run.canary in ("missing", "error") and any(t.outcome != "passed" for t in run.tests):
+        return None  # the target did not import, or the run broke: the failing tests say so
+    return f"tampering: a test built to fail was reported {run.canary}"

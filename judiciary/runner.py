@@ -1,33 +1,44 @@
-"""Building and running a suite in a fresh sandbox: collection at open, judging later.
+"""Building and running a suite: collection at open, judging later, each in fresh sandboxes.
 
-Layout inside the sandbox: the suite (a per-judgement copy, read-only) at /judge/tests,
-the deliverable (read-only) at /judge/deliverable, the launcher's spec at /kernel/in,
-the sealed report in /kernel/out, a scratch workspace at /work. pytest runs with
-rootdir and confcutdir at /judge/tests and the judiciary's own ini file, so the
-deliverable's conftest.py and plugins are never loaded.
+A judgement uses two containers, both hardened like every run and both under the suite's
+limits. The suite's container holds the suite (a per-judgement copy, read-only) at
+/judge/tests, the launcher's spec at /kernel/in and a scratch workspace at /work; pytest
+runs there with rootdir and confcutdir at /judge/tests and the judiciary's own ini file.
+No file of the deliverable is in it. The deliverable's container (its own user, its own
+workspace) holds the package at /kernel/pkg and serves its modules over a link that the
+kernel relays; the suite imports the target as a stand-in whose calls cross that link.
+The outcome comes back over a report socket only the launcher holds, and is read after
+the deliverable's container is gone. Collection at open runs the suite's container alone,
+against a placeholder for the target.
 """
 
 import json
 import secrets
 import textwrap
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from judiciary.errors import SuiteError
-from judiciary.models import SuiteRun
-from judiciary.report import read_sealed, suite_run
+from judiciary.link import Relay, ReportSink
+from judiciary.models import LinkRecord, SuiteRun
+from judiciary.report import read_report, suite_run
 from kernel import process, store
 from kernel.db import Database
 from kernel.models import Artifact, Limits
 from kernel.runs import limit_status, sandbox_spec
-from kernel.sandbox.base import Mount, Sandbox
+from kernel.sandbox.base import Mount, Sandbox, SandboxOutcome, Stop
 from kernel.sandbox.scratch import RunDir
 from kernel.settings import Settings
 
 LAUNCHER = ["python3", "-I", "/opt/kernel/kernel_judge.py"]
+HOST = ["python3", "-I", "/opt/kernel/kernel_host.py"]
 BASE_ARGS = ["/judge/tests", "--rootdir=/judge/tests", "--confcutdir=/judge/tests", "-c", "/opt/kernel/judge.ini"]
 NO_TESTS = 5  # pytest's exit status when nothing was collected
+REPORT_CAP = 8 * 1024 * 1024
+OUT_BYTES = 1024 * 1024  # the /kernel/out tmpfs neither container writes to any more: smallest size
+DELIVERABLE_GRACE = 5  # extra wall seconds for the deliverable: the suite's own limit ends a slow judgement
 
 STANDIN = '''\
 """A stand-in for the module under test, used only to list the suite's tests."""
@@ -50,18 +61,21 @@ class _Placeholder:
 def __getattr__(name):
     return _Placeholder()
 '''
+CANARY_WORDS = ["edge", "extra", "more", "cases", "inputs", "order", "values", "basic", "misc", "checks", "regression"]
 
 
 @dataclass
 class RawRun:
-    """What one suite run left: the verified report body (or None and why), as the host saw it."""
+    """What one suite run left: the report body (or None and why), as the host saw it."""
 
     body: dict[str, Any] | None
     status: str
     problem: str | None
     exit_code: int | None
     wall: float
-    stdout: str
+    deliverable_status: str | None = None
+    deliverable_problem: str | None = None
+    link_bytes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,6 +88,23 @@ class JudgeServices:
 
 def suite_limits(tests: Artifact, settings: Settings) -> Limits:
     return tests.limits.over(settings.default_limits) if tests.limits else settings.default_limits
+
+
+def top_level_modules(paths: list[str]) -> list[str]:
+    """The names a package makes importable: top-level modules and packages, at its root or under src/."""
+    names = set()
+    for path in paths:
+        parts = path.split("/")
+        if parts[0] == "src" and len(parts) > 1:
+            parts = parts[1:]
+        head = parts[0]
+        if len(parts) == 1 and head.endswith(".py"):
+            head = head[:-3]
+        elif len(parts) == 1 or not path.endswith(".py"):
+            continue
+        if head.isidentifier():
+            names.add(head)
+    return sorted(names)
 
 
 class SuiteRunner:
@@ -91,7 +122,7 @@ class SuiteRunner:
     def collect(self, tests: Artifact) -> list[str]:
         """The suite's test ids, collected against a stand-in for the target module."""
         assert tests.target is not None
-        raw = self._run(tests, None, mode="collect")
+        raw = self._run(tests, None)
         body = raw.body
         if body is None or raw.status != "ok":
             raise SuiteError(f"could not collect the suite: {raw.problem or raw.status}.")
@@ -106,61 +137,149 @@ class SuiteRunner:
         return list(body["collected"])
 
     def judge(self, tests: Artifact, deliverable: Artifact, expected: list[str]) -> SuiteRun:
-        canary = f"test_{secrets.token_hex(6)}.py::test_{secrets.token_hex(6)}"
-        raw = self._run(tests, deliverable, "judge", canary)
-        return suite_run(raw.status, raw.problem, raw.exit_code, raw.body, expected, canary, raw.wall, raw.stdout)
+        files = list(store.read_files(self.s.settings, tests.id))
+        canary = canary_name(files, expected)
+        raw = self._run(tests, deliverable, canary)
+        run = suite_run(raw.status, raw.problem, raw.exit_code, raw.body, expected, canary, raw.wall)
+        run.deliverable_status = raw.deliverable_status
+        link = (raw.body or {}).get("link") or {}
+        run.link = LinkRecord(
+            calls=int(link.get("calls") or 0),
+            bytes_to_deliverable=raw.link_bytes.get("to_deliverable", 0),
+            bytes_to_suite=raw.link_bytes.get("to_suite", 0),
+            untrusted_comparisons=int(link.get("untrusted_comparisons") or 0),
+            broken=link.get("broken"),
+            broken_during=link.get("broken_during"),
+        )
+        if raw.deliverable_problem:  # the likely cause of whatever else went wrong
+            run.problem = raw.deliverable_problem
+        elif run.link.broken and (run.problem is None or run.status == "ok"):
+            where = f" during {run.link.broken_during}" if run.link.broken_during else ""
+            run.problem = f"the link to the deliverable broke{where}: {run.link.broken}"
+        return run
 
-    def _run(self, tests: Artifact, deliverable: Artifact | None, mode: str, canary: str | None = None) -> RawRun:
+    def _run(self, tests: Artifact, deliverable: Artifact | None, canary: str | None = None) -> RawRun:
         s = self.s.settings
         run_id = f"judge-{secrets.token_hex(6)}"
-        rundir = RunDir(s.run_dir, run_id, s.workspace_mb, 4 * 1024 * 1024, s.sandbox_uid, process.token())
+        limits = suite_limits(tests, s)
+        closers: list[Any] = []
+        stop = Stop()
+        closers.append(stop)
+        rundir = RunDir(s.run_dir, run_id, s.workspace_mb, OUT_BYTES, s.sandbox_uid, process.token())
+        closers.append(rundir)
+        deliverable_run: _Background | None = None
         try:
             suite_dir = rundir.path / "tests"
             for name, data in store.read_files(s, tests.id).items():
                 (suite_dir / name).parent.mkdir(parents=True, exist_ok=True)
                 (suite_dir / name).write_bytes(data)
+            sink = ReportSink(rundir.path / "report.sock", s.sandbox_uid, REPORT_CAP)
+            closers.insert(0, sink)
             mounts = [
                 Mount(source=suite_dir, target="/judge/tests"),
                 Mount(source=rundir.inputs, target="/kernel/in"),
-                Mount(source=rundir.out, target="/kernel/out", read_only=False),
                 Mount(source=rundir.work, target="/work", read_only=False),
+                Mount(source=sink.path, target="/kernel/report.sock", read_only=False),
             ]
+            spec_doc: dict[str, Any] = {"args": BASE_ARGS}
             if deliverable is None:
                 standin = rundir.path / "standin"
                 write_standin(standin, tests.target or "")
                 mounts.append(Mount(source=standin, target="/judge/standin"))
-                sys_path = ["/judge/standin"]
+                spec_doc["sys_path"] = ["/judge/standin"]
             else:
-                mounts.append(Mount(source=store.unpacked(s, deliverable.id), target="/judge/deliverable"))
-                sys_path = ["/judge/deliverable/src", "/judge/deliverable"]
-            if canary:
-                write_canary(suite_dir, canary)
-            spec_doc = {"sys_path": sys_path, "args": BASE_ARGS}
-            (rundir.inputs / "judge.json").write_text(json.dumps(spec_doc))
-            nonce = secrets.token_bytes(32)
-            (rundir.out / "nonce").write_bytes(nonce)
-            limits = suite_limits(tests, s)
-            outcome = self.s.sandbox.run(
-                sandbox_spec(
-                    s,
-                    run_id=run_id,
-                    image=self.s.image,
-                    runtime=self.runtime,
-                    command=[*LAUNCHER, mode],
-                    env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
-                    mounts=mounts,
-                    limits=limits,
+                drun = RunDir(s.run_dir, f"{run_id}-d", s.workspace_mb, OUT_BYTES, s.deliverable_uid, process.token())
+                closers.append(drun)
+                relay = Relay(rundir.path / "link.sock", drun.path / "link.sock", s.sandbox_uid, s.deliverable_uid)
+                closers.insert(0, relay)
+                mounts.append(Mount(source=relay.paths[0], target="/kernel/link.sock", read_only=False))
+                spec_doc.update(
+                    modules=top_level_modules(list(store.read_files(s, deliverable.id))),
+                    call_seconds=min(s.judge_call_seconds, limits.wall_seconds),
+                    first_call_seconds=limits.wall_seconds,
                 )
-            )
-            body, problem = read_sealed(rundir.out / "report.json", nonce)
+                if canary:
+                    write_canary(suite_dir, canary, tests.target or "")
+                deliverable_run = _Background(self.s.sandbox, self._deliverable_spec(run_id, deliverable, drun, relay,
+                                                                                      limits), stop)  # fmt: skip
+            (rundir.inputs / "judge.json").write_text(json.dumps(spec_doc))
+            sink.start()
+            if deliverable_run is not None:
+                relay.start()
+                deliverable_run.start()
+            outcome = self.s.sandbox.run(
+                sandbox_spec(s, run_id=run_id, image=self.s.image, runtime=self.runtime,
+                             command=[*LAUNCHER, "judge" if deliverable else "collect"],
+                             env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, mounts=mounts, limits=limits),
+                deliverable_run.failed if deliverable_run else None,
+            )  # fmt: skip
         finally:
-            rundir.close()
+            # The deliverable's container is killed and removed before anything of the outcome is read.
+            stop.set()
+            if deliverable_run is not None:
+                deliverable_run.join()
+            for closer in closers:
+                closer.close()
+        if deliverable_run is not None and deliverable_run.error is not None:
+            raise deliverable_run.error  # the engine failed around the deliverable: no verdict
+        body, problem = read_report(sink.data(), sink.over_cap)
         stopped = limit_status(outcome, limits, s, 0)
         status = stopped[0].value if stopped else "ok"
         if stopped:
             problem = f"the suite run ended {status}: {stopped[1]}"
-        stdout = (outcome.stdout + outcome.stderr).decode("utf-8", "replace")
-        return RawRun(body, status, problem, outcome.exit_code, outcome.wall_seconds, stdout)
+        raw = RawRun(body, status, problem, outcome.exit_code, outcome.wall_seconds)
+        if deliverable_run is not None:
+            dstop = limit_status(deliverable_run.outcome or SandboxOutcome(died=True), limits, s, 0)
+            raw.deliverable_status = dstop[0].value if dstop else "ok"
+            if dstop:
+                raw.deliverable_problem = f"the deliverable's process ended {raw.deliverable_status}: {dstop[1]}"
+            raw.link_bytes = dict(relay.bytes)
+        return raw
+
+    def _deliverable_spec(self, run_id: str, deliverable: Artifact, drun: RunDir, relay: Relay, limits: Limits) -> Any:
+        s = self.s.settings
+        own = Limits(cpu_seconds=limits.cpu_seconds, memory_mb=limits.memory_mb,
+                     wall_seconds=limits.wall_seconds + DELIVERABLE_GRACE)  # fmt: skip
+        return sandbox_spec(
+            s,
+            run_id=f"{run_id}-d",
+            image=self.s.image,
+            runtime=self.runtime,
+            command=HOST,
+            mounts=[
+                Mount(source=store.unpacked(s, deliverable.id), target="/kernel/pkg"),
+                Mount(source=drun.work, target="/work", read_only=False),
+                Mount(source=relay.paths[1], target="/kernel/link.sock", read_only=False),
+            ],
+            limits=own,
+            uid=s.deliverable_uid,
+        )
+
+
+class _Background:
+    """The deliverable's sandbox run, on a thread; ``failed`` is set if the engine fails around it."""
+
+    def __init__(self, sandbox: Sandbox, spec: Any, stop: Stop):
+        self.sandbox, self.spec, self.stop = sandbox, spec, stop
+        self.failed = Stop()  # stops the suite's run: without its deliverable it can only wait
+        self.outcome: SandboxOutcome | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.outcome = self.sandbox.run(self.spec, self.stop)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the judging thread
+            self.error = exc
+            self.failed.set()
+
+    def join(self) -> None:
+        if self.thread.ident is not None:
+            self.thread.join()
+        self.failed.close()
 
 
 def write_standin(root: Path, target: str) -> None:
@@ -175,13 +294,30 @@ def write_standin(root: Path, target: str) -> None:
     (folder / f"{parts[-1]}.py").write_text(STANDIN)
 
 
-def write_canary(suite_dir: Path, nodeid: str) -> None:
-    """A test built to fail, under a random name: reported as passing means tampering."""
+def canary_name(files: list[str], expected: list[str]) -> str:
+    """A test id that looks like one of the suite's own: a file named after a suite file, a plain function name."""
+    stems = sorted({Path(f).stem for f in files if Path(f).name.startswith("test_") and f.endswith(".py")})
+    stem = secrets.choice(stems) if stems else "test_module"
+    taken = {e.partition("::")[0] for e in expected} | set(files)
+    while True:
+        filename = f"{stem}_{secrets.choice(CANARY_WORDS)}.py"
+        if filename not in taken:
+            break
+        stem = f"{stem}_{secrets.choice(CANARY_WORDS)}"
+    words = secrets.choice(CANARY_WORDS), secrets.choice(CANARY_WORDS)
+    return f"{filename}::test_{words[0]}_{words[1]}"
+
+
+def write_canary(suite_dir: Path, nodeid: str, target: str) -> None:
+    """A test built to fail that imports the target like any other: reported as passing means tampering."""
     filename, _, func = nodeid.partition("::")
     a, b = secrets.randbelow(10**6), secrets.randbelow(10**6) + 10**6
     (suite_dir / filename).write_text(
         textwrap.dedent(
             f"""\
+            import {target}
+
+
             def {func}():
                 total = {a}
                 assert total == {b}

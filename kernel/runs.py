@@ -309,6 +309,7 @@ def sandbox_spec(
     mounts: list[Mount],
     limits: Limits,
     env: dict[str, str] | None = None,
+    uid: int | None = None,
 ) -> SandboxSpec:
     """A hardened one-shot container for this kernel: every limit from ``settings``, owned by this process."""
     return SandboxSpec(
@@ -322,7 +323,7 @@ def sandbox_spec(
         cpus=settings.cpus,
         pids_limit=settings.pids_runsc if runtime == "runsc" else settings.pids_runc,
         tmp_mb=settings.tmp_mb,
-        uid=settings.sandbox_uid,
+        uid=settings.sandbox_uid if uid is None else uid,
         output_bytes=settings.output_bytes,
         kept_output_bytes=settings.kept_output_bytes,
         labels={OWNER_LABEL: process.token(), HOME_LABEL: settings.home_id},

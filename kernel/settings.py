@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     # at once on a fork bomb, and a normal artifact needs headroom above ~40 idle threads.
     pids_runsc: int = 1024
     sandbox_uid: int = 10001
+    deliverable_uid: int = Field(default=10002, description="the user a judged deliverable runs as (its own container)")
 
     # the kernel proxy (kernel_client calls from inside a run)
     max_message_bytes: int = Field(default=8 * MiB, description="largest single proxy message")
@@ -53,6 +54,9 @@ class Settings(BaseSettings):
 
     # the judiciary
     appeal_runs: int = Field(default=3, description="suite runs in fresh sandboxes when a verdict is disputed")
+    judge_call_seconds: float = Field(
+        default=10.0, gt=0, le=600, description="how long one call from a suite may wait for the deliverable's answer"
+    )
 
     # the audit log
     audit_batch: int = 500

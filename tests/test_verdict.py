@@ -1,25 +1,15 @@
-"""The sealed report and the verdict rule, on hand-made reports."""
+"""The suite's report and the verdict rule, on hand-made reports."""
 
-import hashlib
-import hmac
 import json
-from pathlib import Path
 
 import pytest
 
 from judiciary.models import SuiteRun, TestOutcome
-from judiciary.report import outcome_of, read_sealed, suite_run
+from judiciary.report import outcome_of, read_report, suite_run
 from judiciary.verdict import decide
 
-NONCE = b"n" * 32
 IDS = ["t.py::test_a", "t.py::test_b"]
 CANARY = "test_c.py::test_c"
-
-
-def sealed(path: Path, body: dict, nonce: bytes = NONCE) -> Path:
-    text = json.dumps(body)
-    path.write_text(json.dumps({"body": text, "mac": hmac.new(nonce, text.encode(), hashlib.sha256).hexdigest()}))
-    return path
 
 
 def phases(call: str, **extra: object) -> dict:
@@ -34,24 +24,30 @@ def body(a: str = "passed", b: str = "passed", canary: str = "failed", exit_code
     return {"exit_code": exit_code, "tests": {IDS[0]: phases(a), IDS[1]: phases(b), CANARY: phases(canary)}, **kw}
 
 
-def test_seal_verifies(tmp_path: Path) -> None:
-    doc, problem = read_sealed(sealed(tmp_path / "r.json", body()), NONCE)
+def without_canary(b: dict) -> dict:
+    del b["tests"][CANARY]
+    return b
+
+
+def test_report_reads() -> None:
+    doc, problem = read_report(json.dumps(body()).encode(), over_cap=False)
     assert problem is None and doc is not None and doc["exit_code"] == 1
 
 
 @pytest.mark.parametrize(
-    "writer, message",
+    "data, over_cap, message",
     [
-        (lambda p: sealed(p, body(), nonce=b"guess"), "forged report"),
-        (lambda p: p.write_text('{"body": "{}", "mac": "00"}'), "forged report"),
-        (lambda p: p.write_text("<testsuite tests='2' failures='0'/>"), "not a sealed report"),
-        (lambda p: None, "never wrote its report"),
+        (b"", False, "never sent its report"),
+        (b'{"exit_code": 0, "tests": {', False, "not a JSON document"),
+        (b"[" * 100_000, False, "not a JSON document"),
+        (b"<testsuite tests='2' failures='0'/>", False, "not a JSON document"),
+        (b'{"exit_code": 0}', False, "not a report"),
+        (b'["tests"]', False, "not a report"),
+        (json.dumps(body()).encode(), True, "larger than the kernel reads"),
     ],
 )
-def test_unsealed_reports_are_rejected(tmp_path: Path, writer, message: str) -> None:  # type: ignore[no-untyped-def]
-    path = tmp_path / "r.json"
-    writer(path)
-    doc, problem = read_sealed(path, NONCE)
+def test_unusable_reports_are_rejected(data: bytes, over_cap: bool, message: str) -> None:
+    doc, problem = read_report(data, over_cap)
     assert doc is None and message in (problem or "")
 
 
@@ -74,7 +70,7 @@ def test_outcomes(ph: dict, expected: str) -> None:
 
 
 def run_of(b: dict | None, exit_code: int = 1, status: str = "ok", problem: str | None = None) -> SuiteRun:
-    return suite_run(status, problem, exit_code, b, IDS, CANARY, 1.0, "")
+    return suite_run(status, problem, exit_code, b, IDS, CANARY, 1.0)
 
 
 def test_all_passed() -> None:
@@ -91,8 +87,9 @@ def test_all_passed() -> None:
         (run_of(body(canary="passed")), "tampering: a test built to fail was reported passed"),
         (run_of(body(canary="passed", exit_code=0), exit_code=0), "tampering"),
         (run_of(body(), exit_code=0), "exited 0"),
-        (run_of(body(replaced=["_pytest.runner.call_and_report"])), "internals were replaced"),
-        (run_of(None, problem="pytest never wrote its report"), "never wrote its report"),
+        (run_of(without_canary(body())), "tampering: a test built to fail was reported missing"),
+        (run_of(without_canary(body(b="failed"))), "1 of 2 expected tests did not pass"),
+        (run_of(None, problem="pytest never sent its report"), "never sent its report"),
         (run_of(body(), status="timeout", exit_code=None, problem="the suite run ended timeout: killed"), "timeout"),
     ],
 )

@@ -1,5 +1,8 @@
 """The contract every container backend implements (Docker today; Kubernetes later)."""
 
+import contextlib
+import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -58,6 +61,7 @@ class SandboxOutcome(BaseModel):
     oom_killed: bool = False
     pids_exhausted: bool = False
     died: bool = False  # the container ended without the kernel killing it
+    stopped: bool = False  # the kernel ended it on request (``Stop``), not for a limit
     cpu_seconds: float = 0.0
     peak_memory_bytes: int = 0
     io_read_bytes: int = 0
@@ -67,15 +71,42 @@ class SandboxOutcome(BaseModel):
     @property
     def stopped_by_kernel(self) -> bool:
         """The kernel ended the run for a limit, so the runner never reported an exit."""
-        return self.timed_out or self.cpu_exceeded or self.output_exceeded or self.pids_exhausted
+        return self.timed_out or self.cpu_exceeded or self.output_exceeded or self.pids_exhausted or self.stopped
+
+
+class Stop:
+    """Set by the kernel to end a run before it ends by itself; a backend waiting on the run
+    wakes on ``fileno()`` becoming readable. Close it when the run is over."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._r, self._w = os.pipe()
+
+    def set(self) -> None:
+        if not self._event.is_set():
+            self._event.set()
+            os.write(self._w, b"x")
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def fileno(self) -> int:
+        return self._r
+
+    def close(self) -> None:
+        for fd in (self._r, self._w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 class Sandbox(ABC):
     """Runs one command in a fresh, locked-down container, used once and destroyed."""
 
     @abstractmethod
-    def run(self, spec: SandboxSpec) -> SandboxOutcome:
-        """Create, run, meter and remove one container. Never reuses a container."""
+    def run(self, spec: SandboxSpec, stop: Stop | None = None) -> SandboxOutcome:
+        """Create, run, meter and remove one container. Never reuses a container.
+
+        When ``stop`` is set the container is killed and the outcome says ``stopped``."""
 
     @abstractmethod
     def sweep(self, owner_alive: Callable[[str], bool], labels: dict[str, str]) -> list[str]:

@@ -23,7 +23,7 @@ import requests
 from docker.models.containers import Container
 
 from kernel.errors import EngineUnavailable, SandboxError
-from kernel.sandbox.base import OWNER_LABEL, PROJECT_LABEL, RUN_LABEL, Sandbox, SandboxOutcome, SandboxSpec
+from kernel.sandbox.base import OWNER_LABEL, PROJECT_LABEL, RUN_LABEL, Sandbox, SandboxOutcome, SandboxSpec, Stop
 from kernel.sandbox.cgroup import Cgroup, CgroupSample
 
 POLL_SECONDS = 0.25
@@ -94,13 +94,13 @@ class DockerSandbox(Sandbox):
         return requested
 
     # -- one run --------------------------------------------------------------------
-    def run(self, spec: SandboxSpec) -> SandboxOutcome:
+    def run(self, spec: SandboxSpec, stop: Stop | None = None) -> SandboxOutcome:
         container = self._create(spec)
         try:
             container.start()
             container.reload()
             cgroup = Cgroup(int(container.attrs["State"]["Pid"]))
-            return self._exec(container, cgroup, spec)
+            return self._exec(container, cgroup, spec, stop)
         except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
             raise SandboxError(
                 f"the Docker engine failed during run {spec.run_id}: {exc}",
@@ -155,7 +155,7 @@ class DockerSandbox(Sandbox):
                 image=spec.image,
             ) from exc
 
-    def _exec(self, container: Container, cgroup: Cgroup, spec: SandboxSpec) -> SandboxOutcome:
+    def _exec(self, container: Container, cgroup: Cgroup, spec: SandboxSpec, stop: Stop | None) -> SandboxOutcome:
         api = self.client.api
         exec_id = api.exec_create(
             container.id, spec.command, user=f"{spec.uid}:{spec.uid}", workdir=spec.workdir, environment=spec.env
@@ -166,9 +166,8 @@ class DockerSandbox(Sandbox):
         reader = OutputReader(spec.kept_output_bytes, spec.output_bytes)
         outcome = SandboxOutcome()
         try:
-            sample = self._watch(
-                container, cgroup, raw, reader, outcome, started + spec.limits.wall_seconds, spec.limits.cpu_seconds
-            )
+            deadline = started + spec.limits.wall_seconds
+            sample = self._watch(container, cgroup, raw, reader, outcome, deadline, spec.limits.cpu_seconds, stop)
             outcome.wall_seconds = time.monotonic() - started
             if cgroup.found:
                 sample = _later(sample, cgroup.sample())
@@ -197,15 +196,20 @@ class DockerSandbox(Sandbox):
         outcome: SandboxOutcome,
         deadline: float,
         cpu_limit: float,
+        stop: Stop | None = None,
     ) -> CgroupSample:
-        """Read output until the runner ends, a limit is hit, or the container dies."""
+        """Read output until the runner ends, a limit is hit, the container dies, or ``stop`` is set."""
         sample = CgroupSample()
+        waits: list[Any] = [raw] if stop is None else [raw, stop]
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 outcome.timed_out = True
                 return sample
-            ready, _, _ = select.select([raw], [], [], min(POLL_SECONDS, remaining))
+            ready, _, _ = select.select(waits, [], [], min(POLL_SECONDS, remaining))
+            if stop is not None and stop.is_set():
+                outcome.stopped = True
+                return sample
             if ready:
                 data = raw.recv(65536)
                 if not data:

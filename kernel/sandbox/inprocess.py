@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kernel.sandbox.base import Sandbox, SandboxOutcome, SandboxSpec
+from kernel.sandbox.base import Sandbox, SandboxOutcome, SandboxSpec, Stop
 
 
 class CallFailed(Exception):
@@ -78,7 +78,7 @@ class InProcessSandbox(Sandbox):
     def __init__(self, behaviours: dict[str, Behaviour]):
         self.behaviours = behaviours
 
-    def run(self, spec: SandboxSpec) -> SandboxOutcome:
+    def run(self, spec: SandboxSpec, stop: Stop | None = None) -> SandboxOutcome:
         mounts = {m.target: m.source for m in spec.mounts}
         call = json.loads((mounts["/kernel/in"] / "call.json").read_text())
         value = json.loads((mounts["/kernel/in"] / "input.json").read_text())
