@@ -126,16 +126,18 @@ def docker_kernel(tmp_path: Path, runtime: str, docker_image: str) -> Iterator[K
     assert report.ok, report.problems
     assert not list((k.settings.run_dir).glob("*")), "a run directory outlived its run"
     k.close()
-    assert_no_containers()
+    assert_no_containers(k.settings.home_id)
 
 
-def assert_no_containers() -> None:
-    from kernel.sandbox.base import PROJECT_LABEL
+def assert_no_containers(home_id: str) -> None:
+    """No container of this home outlived its run (other homes' runs, in parallel, are not ours to judge)."""
+    from kernel.sandbox.base import HOME_LABEL, PROJECT_LABEL
     from kernel.sandbox.docker import PROJECT, connect
 
     client = connect()
     try:
-        left = client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={PROJECT}"})
+        wanted = [f"{PROJECT_LABEL}={PROJECT}", f"{HOME_LABEL}={home_id}"]
+        left = client.containers.list(all=True, filters={"label": wanted})
         for c in left:
             c.remove(force=True)
     finally:

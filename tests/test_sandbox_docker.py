@@ -173,7 +173,7 @@ def test_child_that_outlives_its_parent_is_killed(
     art = docker_kernel.submit(make_pkg(code, limits={"wall_seconds": 20}), "alice").artifact
     r = docker_kernel.invoke(art.id, "bob", None)
     assert r.status is RunStatus.OK and r.output == "parent returned"
-    assert_no_containers()  # the orphan died with its container
+    assert_no_containers(docker_kernel.settings.home_id)  # the orphan died with its container
 
 
 def test_artifact_error_is_reported_and_refunded(docker_kernel: Kernel, make_pkg: PackageFactory) -> None:
