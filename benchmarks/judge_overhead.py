@@ -1,13 +1,14 @@
 """Judge overhead: time to a verdict for a 50-test suite, next to plain pytest in Docker.
 
 Measured in the same run, per runtime, on the same image, suite and deliverable:
-  - judge:        Court.judge() (fresh hardened sandbox, sealed report, canary, integrity
-                  checks, verdict and settlement in SQLite);
+  - judge:        Court.judge(): two fresh hardened sandboxes (the suite's, and the
+                  deliverable's own, serving the target over the kernel-relayed link), the
+                  report over its socket, the canary, verdict and settlement in SQLite;
   - docker run:   `docker run --rm` of the same image running `python3 -m pytest -q` on the
                   same files mounted read-only (no isolation flags, no checks);
   - open:         Court.open(), which collects the suite's test ids in a sandbox (once per escrow).
 
-Usage: python benchmarks/judge_overhead.py [--n 5]
+Usage: python benchmarks/judge_overhead.py [--n 9]
 """
 
 import argparse
@@ -48,7 +49,7 @@ def package(root: Path, name: str, body: str, files: dict[str, str]) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=5, help="verdicts per runtime (default 5)")
+    parser.add_argument("--n", type=int, default=9, help="verdicts per runtime (default 9)")
     args = parser.parse_args()
     client = connect()
     image = require(client).tag
@@ -72,8 +73,14 @@ def main() -> None:
             court = Court(k)
             tests_id = k.submit(tests, "buyer").artifact.id
             work_id = k.submit(work, "worker").artifact.id
-            opens, judges = [], []
-            for _ in range(args.n + 1):  # the first is a warm-up
+            cmd = [docker, "run", "--rm", "--network=none", f"--runtime={rt}", "-v", f"{tests}:/t:ro", "-v",
+                   f"{work}:/d:ro", "-e", "PYTHONPATH=/d", "-w", "/tmp", image, "python3", "-m", "pytest", "-q",
+                   "-p", "no:cacheprovider", "/t"]  # fmt: skip
+            opens, judges, plain = [], [], []
+            for _ in range(args.n + 1):  # interleaved; the first round is a warm-up
+                t0 = time.perf_counter()
+                subprocess.run(cmd, check=True, capture_output=True)
+                plain.append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 e = court.open("buyer", 1, tests_id)
                 opens.append(time.perf_counter() - t0)
@@ -83,19 +90,16 @@ def main() -> None:
                 judges.append(time.perf_counter() - t0)
                 assert e.state == "released", e.verdicts[-1].reason
             k.close()
-            cmd = [docker, "run", "--rm", "--network=none", f"--runtime={rt}", "-v", f"{tests}:/t:ro", "-v",
-                   f"{work}:/d:ro", "-e", "PYTHONPATH=/d", "-w", "/tmp", image, "python3", "-m", "pytest", "-q",
-                   "-p", "no:cacheprovider", "/t"]  # fmt: skip
-            plain = []
-            for _ in range(args.n + 1):
-                t0 = time.perf_counter()
-                subprocess.run(cmd, check=True, capture_output=True)
-                plain.append(time.perf_counter() - t0)
-            rows.append((rt, statistics.median(plain[1:]), statistics.median(judges[1:]), statistics.median(opens[1:])))
-    print(f"time to a verdict, 50-test suite, median of {args.n}, image {image}")
-    print(f"{'runtime':<9}{'docker run pytest s':>21}{'judge s':>10}{'x docker':>10}{'open (collect) s':>18}")
-    for rt, plain_s, judge_s, open_s in rows:
-        print(f"{rt:<9}{plain_s:>21.3f}{judge_s:>10.3f}{judge_s / plain_s:>10.2f}{open_s:>18.3f}")
+            rows.append((rt, plain[1:], judges[1:], opens[1:]))
+    print(f"time to a verdict, 50-test suite, median of {args.n} (min-max), image {image}")
+    print(f"{'runtime':<9}{'docker run pytest s':>26}{'judge s':>22}{'x docker':>10}{'open (collect) s':>18}")
+    for rt, plain, judges, opens in rows:
+        p, j, o = statistics.median(plain), statistics.median(judges), statistics.median(opens)
+        print(f"{rt:<9}{spread(plain):>26}{spread(judges):>22}{j / p:>10.2f}{o:>18.3f}")
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} ({min(values):.2f}-{max(values):.2f})"
 
 
 if __name__ == "__main__":

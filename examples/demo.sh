@@ -42,7 +42,8 @@ echo "\$ kernel escrow open --as alice --amount 40 --tests ${suite:0:12} --deadl
 k escrow deliver "$honest" --as bob --artifact "$(id_of examples/sorter bob)"
 k escrow judge "$honest"
 echo
-echo "# mallory delivers a wrong sort that rewrites pytest's reports to 'passed' at import"
+echo "# mallory delivers a wrong sort that rewrites pytest, poisons sorted() and returns an always-equal list;"
+echo "# it runs in a container of its own, so every trick stays in its own process"
 cheat=$(kernel escrow open --as alice --amount 40 --tests "${suite:0:12}" --json | escrow_id)
 echo "\$ kernel escrow open --as alice --amount 40 --tests ${suite:0:12}  ->  escrow $cheat"
 k escrow deliver "$cheat" --as mallory --artifact "$(id_of examples/sorter-cheat mallory)"

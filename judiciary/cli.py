@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from judiciary.court import Court
-from judiciary.models import Escrow
+from judiciary.models import Escrow, SuiteRun
 
 out = Console(highlight=False, soft_wrap=True)
 if not out.is_terminal:
@@ -52,9 +52,26 @@ def print_escrow(e: Escrow, verbose: bool = True) -> None:
             out.print(table)
             if v.flaky:
                 out.print(f"flaky: {', '.join(v.flaky)}  (rule: {v.rule})")
+            for i, run in enumerate(v.runs, 1):
+                if run.link is not None:
+                    out.print(link_line(i if len(v.runs) > 1 else None, run), markup=False)
     if verbose and e.history:
         for h in e.history:
             out.print(f"  {h.at:%H:%M:%S} {h.kind:<10} {h.actor or '':<10} {h.detail or ''}", markup=False)
+
+
+def link_line(index: int | None, run: SuiteRun) -> str:
+    """What crossed between the suite's sandbox and the deliverable's, in one line."""
+    link = run.link
+    assert link is not None
+    where = f"run {index}: " if index else ""
+    text = (
+        f"{where}deliverable's sandbox {run.deliverable_status or '-'}; link: {link.calls} calls,"
+        f" {link.bytes_to_deliverable} B to the deliverable, {link.bytes_to_suite} B back"
+    )
+    if link.untrusted_comparisons:
+        text += f", {link.untrusted_comparisons} comparisons of its objects with the suite's values (not delegated)"
+    return text
 
 
 @click.group()

@@ -53,7 +53,7 @@ class _Channel:
     def _accept(self, listener: socket.socket) -> socket.socket | None:
         """One connection, or None once closed."""
         ready, _, _ = select.select([listener.fileno(), self._wake_r], [], [])
-        if self._wake_r in ready:
+        if listener.fileno() not in ready:  # closed before anyone connected
             return None
         conn, _ = listener.accept()
         return conn

@@ -51,6 +51,11 @@ CROSSINGS: dict[str, tuple[str, dict[str, str], str, str]] = {
 
                 def test_module_attribute():
                     assert stats.VERSION == (1, 0)
+
+
+                def test_monkeypatched_helper(monkeypatch):
+                    monkeypatch.setattr(stats, "fmt", lambda x: f"<{x}>")
+                    assert stats.describe([1, 3]) == "mean <2.0>"
             """
         },
         """
@@ -68,6 +73,12 @@ CROSSINGS: dict[str, tuple[str, dict[str, str], str, str]] = {
 
             def sort_by(items, key):
                 return sorted(items, key=key)
+
+            def fmt(x):
+                return str(x)
+
+            def describe(data):
+                return "mean " + fmt(mean(data))
         """,
         """
             VERSION = (1, 0)
@@ -82,6 +93,12 @@ CROSSINGS: dict[str, tuple[str, dict[str, str], str, str]] = {
 
             def sort_by(items, key):
                 return sorted(items, key=key)
+
+            def fmt(x):
+                return str(x)
+
+            def describe(data):
+                return "mean " + fmt(mean(data))
         """,
     ),
     "classes_and_instances": (
