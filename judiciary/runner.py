@@ -197,6 +197,9 @@ class SuiteRunner:
                     modules=top_level_modules(list(store.read_files(s, deliverable.id))),
                     call_seconds=min(s.judge_call_seconds, limits.wall_seconds),
                     first_call_seconds=limits.wall_seconds,
+                    # one answer decoded must fit the suite's memory many times over
+                    max_frame=min(16, max(1, limits.memory_mb // 32)) * 1024 * 1024,
+                    max_items=max(10_000, limits.memory_mb * 4000),
                 )
                 if canary:
                     write_canary(suite_dir, canary, tests.target or "")

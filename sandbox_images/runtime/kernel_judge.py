@@ -98,7 +98,12 @@ def main():
 
         sys.path.remove(KERNEL_DIR)
         peer = kernel_wire.Peer(
-            connect(LINK), strict=True, timeout=spec["call_seconds"], first_timeout=spec["first_call_seconds"]
+            connect(LINK),
+            strict=True,
+            timeout=spec["call_seconds"],
+            first_timeout=spec["first_call_seconds"],
+            max_frame=spec["max_frame"],
+            max_items=spec["max_items"],
         )
         sys.meta_path.append(kernel_wire.RemoteFinder(peer, spec["modules"]))
     else:

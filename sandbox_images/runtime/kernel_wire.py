@@ -42,8 +42,8 @@ import traceback
 import types
 import weakref
 
-MAX_FRAME = 16 * 1024 * 1024  # bytes of one message
-MAX_ITEMS = 1_000_000  # values decoded from one message
+MAX_FRAME = 16 * 1024 * 1024  # bytes of one message (at most; the suite's side may set less)
+MAX_ITEMS = 1_000_000  # values decoded from one message (likewise)
 MAX_DEPTH = 100  # nesting of one value
 MAX_NESTING = 32  # calls in flight between the two processes (callbacks included)
 MAX_NAME = 200
@@ -356,8 +356,8 @@ class Decoder:
 
     def value(self, data, depth=0):
         self.items += 1
-        if self.items > MAX_ITEMS:
-            raise Invalid(f"a message of more than {MAX_ITEMS:,} values")
+        if self.items > self.peer.max_items:
+            raise Invalid(f"a message of more than {self.peer.max_items:,} values")
         if depth > MAX_DEPTH:
             raise Invalid(f"a value nested deeper than {MAX_DEPTH} levels")
         if data is None or isinstance(data, (bool, int, float, str)):
@@ -747,8 +747,12 @@ class Peer:
     suite's own classes only; no imports, no tracebacks.
     """
 
-    def __init__(self, sock, *, strict, timeout=10.0, first_timeout=60.0, suite_files="/judge/tests/"):
+    def __init__(
+        self, sock, *, strict, timeout=10.0, first_timeout=60.0, suite_files="/judge/tests/", max_frame=MAX_FRAME,
+        max_items=MAX_ITEMS,
+    ):  # fmt: skip
         self.sock = sock
+        self.max_frame, self.max_items = min(max_frame, MAX_FRAME), min(max_items, MAX_ITEMS)
         self.strict = strict
         self.share_exceptions = not strict
         self.timeout, self.first_timeout = timeout, first_timeout
@@ -846,8 +850,8 @@ class Peer:
     # framing
     def _send(self, message):
         data = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
-        if len(data) > MAX_FRAME:
-            raise ValueError(f"a value of {len(data):,} bytes is larger than the {MAX_FRAME:,} bytes that may cross")
+        if len(data) > self.max_frame:
+            raise ValueError(f"a value of {len(data):,} bytes is larger than the {self.max_frame:,} that may cross")
         try:
             self.sock.settimeout(self.timeout or None)
             self.sock.sendall(struct.pack(">I", len(data)) + data)
@@ -879,8 +883,8 @@ class Peer:
         wait = self.timeout if self.heard else self.first_timeout
         deadline = math.inf if wait is None else time.monotonic() + wait
         size = struct.unpack(">I", self._recv_exact(4, deadline))[0]
-        if size > MAX_FRAME:
-            self._break(f"the deliverable's process sent a message of {size:,} bytes (at most {MAX_FRAME:,})")
+        if size > self.max_frame:
+            self._break(f"the deliverable's process sent a message of {size:,} bytes (at most {self.max_frame:,})")
         data = self._recv_exact(size, deadline)
         self.heard = True
         self.bytes_in += size + 4
