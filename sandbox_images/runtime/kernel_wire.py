@@ -51,80 +51,16 @@ MAX_TEXT = 16 * 1024
 MAX_CLASSES = 10_000
 MAX_SAME_HASH = 64  # keys of one dict or set sharing a hash: more is a collision attack
 
-FORWARDED = frozenset(
-    [
-        "__len__",
-        "__iter__",
-        "__next__",
-        "__reversed__",
-        "__bool__",
-        "__contains__",
-        "__getitem__",
-        "__setitem__",
-        "__delitem__",
-        "__index__",
-        "__int__",
-        "__float__",
-        "__complex__",
-        "__round__",
-        "__trunc__",
-        "__floor__",
-        "__ceil__",
-        "__abs__",
-        "__neg__",
-        "__pos__",
-        "__invert__",
-        "__enter__",
-        "__exit__",
-        "__length_hint__",
-        "__bytes__",
-        "__format__",
-        "__dir__",
-        "__add__",
-        "__sub__",
-        "__mul__",
-        "__matmul__",
-        "__truediv__",
-        "__floordiv__",
-        "__mod__",
-        "__divmod__",
-        "__pow__",
-        "__lshift__",
-        "__rshift__",
-        "__and__",
-        "__xor__",
-        "__or__",
-        "__radd__",
-        "__rsub__",
-        "__rmul__",
-        "__rmatmul__",
-        "__rtruediv__",
-        "__rfloordiv__",
-        "__rmod__",
-        "__rdivmod__",
-        "__rpow__",
-        "__rlshift__",
-        "__rrshift__",
-        "__rand__",
-        "__rxor__",
-        "__ror__",
-        "__iadd__",
-        "__isub__",
-        "__imul__",
-        "__imatmul__",
-        "__itruediv__",
-        "__ifloordiv__",
-        "__imod__",
-        "__ipow__",
-        "__ilshift__",
-        "__irshift__",
-        "__iand__",
-        "__ixor__",
-        "__ior__",
-        "__call__",
-    ]
+FORWARDED = frozenset(  # special methods a stand-in forwards when the real class defines them
+    """__len__ __iter__ __next__ __reversed__ __bool__ __contains__ __getitem__ __setitem__ __delitem__ __index__
+    __int__ __float__ __complex__ __round__ __trunc__ __floor__ __ceil__ __abs__ __neg__ __pos__ __invert__
+    __enter__ __exit__ __length_hint__ __bytes__ __format__ __dir__ __call__ __add__ __sub__ __mul__ __matmul__
+    __truediv__ __floordiv__ __mod__ __divmod__ __pow__ __lshift__ __rshift__ __and__ __xor__ __or__ __radd__
+    __rsub__ __rmul__ __rmatmul__ __rtruediv__ __rfloordiv__ __rmod__ __rdivmod__ __rpow__ __rlshift__
+    __rrshift__ __rand__ __rxor__ __ror__ __iadd__ __isub__ __imul__ __imatmul__ __itruediv__ __ifloordiv__
+    __imod__ __ipow__ __ilshift__ __irshift__ __iand__ __ixor__ __ior__""".split()  # noqa: SIM905
 )
-COMPARISONS = frozenset(["__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"])
+COMPARISONS = frozenset({"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"})
 ALWAYS = frozenset({"__repr__", "__str__", "__hash__"}) | COMPARISONS
 BUILTIN_CLASSES = {n: c for n, c in vars(builtins).items() if isinstance(c, type) and not n.startswith("_")}
 OPS = frozenset({"call", "get", "set", "del", "op", "import", "exports"})
@@ -369,7 +305,7 @@ class Decoder:
             raise Invalid(f"an unknown tag {data[0][:20]!r}")
         try:
             return handler(self, data, depth + 1)
-        except (TypeError, ValueError, OverflowError, IndexError, KeyError, decimal.DecimalException) as exc:
+        except (TypeError, ValueError, ArithmeticError, IndexError, KeyError) as exc:
             raise Invalid(f"a malformed {data[0][:20]!r} value ({type(exc).__name__}: {str(exc)[:200]})") from None
 
     def seq(self, items, depth):
