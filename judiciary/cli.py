@@ -69,8 +69,8 @@ def link_line(index: int | None, run: SuiteRun) -> str:
         f"{where}deliverable's sandbox {run.deliverable_status or '-'}; link: {link.calls} calls,"
         f" {link.bytes_to_deliverable} B to the deliverable, {link.bytes_to_suite} B back"
     )
-    if link.untrusted_comparisons:
-        text += f", {link.untrusted_comparisons} comparisons of its objects with the suite's values (not delegated)"
+    if link.untrusted_operations:
+        text += f", {link.untrusted_operations} operators between its objects and the suite's values (not delegated)"
     return text
 
 

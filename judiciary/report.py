@@ -23,7 +23,18 @@ def read_report(data: bytes, over_cap: bool) -> tuple[dict[str, Any] | None, str
         return None, "the suite's report is not a JSON document (damaged or cut short)"
     if not isinstance(body, dict) or not isinstance(body.get("tests"), dict):
         return None, "the suite's report is not a report"
-    return body, None
+    return clean(body), None
+
+
+def clean(value: Any) -> Any:
+    """The report with every string encodable: it quotes the deliverable, which may send lone surrogates."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    if isinstance(value, dict):
+        return {clean(k): clean(v) for k, v in value.items()}
+    return value
 
 
 def outcome_of(phases: dict[str, dict[str, Any]]) -> tuple[Outcome, float]:

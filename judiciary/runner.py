@@ -147,7 +147,7 @@ class SuiteRunner:
             calls=int(link.get("calls") or 0),
             bytes_to_deliverable=raw.link_bytes.get("to_deliverable", 0),
             bytes_to_suite=raw.link_bytes.get("to_suite", 0),
-            untrusted_comparisons=int(link.get("untrusted_comparisons") or 0),
+            untrusted_operations=int(link.get("untrusted_operations") or 0),
             broken=link.get("broken"),
             broken_during=link.get("broken_during"),
         )

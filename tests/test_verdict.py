@@ -29,6 +29,13 @@ def without_canary(b: dict) -> dict:
     return b
 
 
+def test_report_strings_are_made_encodable() -> None:
+    text = json.dumps({"tests": {}, "link": {"broken": "it sent \ud800"}})  # a lone surrogate, as JSON escapes it
+    doc, _ = read_report(text.encode(), over_cap=False)
+    assert doc is not None and doc["link"]["broken"] == "it sent \\ud800"
+    doc["link"]["broken"].encode("utf-8")  # storable
+
+
 def test_report_reads() -> None:
     doc, problem = read_report(json.dumps(body()).encode(), over_cap=False)
     assert problem is None and doc is not None and doc["exit_code"] == 1

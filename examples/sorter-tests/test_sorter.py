@@ -4,6 +4,9 @@ import pytest
 
 from sorter import sort
 
+# Expected values are computed before the deliverable sees the input: a sort that empties
+# or rewrites the list it was given cannot change what it is compared with.
+
 
 def test_empty():
     assert sort([]) == []
@@ -25,10 +28,14 @@ def test_duplicates():
 def test_random(seed):
     rng = random.Random(seed)
     data = [rng.randint(-1000, 1000) for _ in range(200)]
-    assert sort(data) == sorted(data)
+    expected = sorted(data)
+    result = sort(data)
+    assert type(result) is list and result == expected
 
 
 def test_does_not_mutate_input():
-    data = [3, 1, 2]
+    rng = random.Random(99)
+    data = [rng.randint(-1000, 1000) for _ in range(100)]
+    original = list(data)
     sort(data)
-    assert data == [3, 1, 2]
+    assert data == original

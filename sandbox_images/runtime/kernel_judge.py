@@ -72,7 +72,7 @@ class Reporter:
             "calls": p.calls,
             "bytes_in": p.bytes_in,
             "bytes_out": p.bytes_out,
-            "untrusted_comparisons": p.untrusted_comparisons,
+            "untrusted_operations": p.untrusted_operations,
         }
 
 

@@ -61,6 +61,11 @@ FORWARDED = frozenset(  # special methods a stand-in forwards when the real clas
     __imod__ __ipow__ __ilshift__ __irshift__ __iand__ __ixor__ __ior__""".split()  # noqa: SIM905
 )
 COMPARISONS = frozenset({"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"})
+BINARY = FORWARDED & {  # operators whose other operand the object would see
+    f"__{prefix}{op}__"
+    for op in "add sub mul matmul truediv floordiv mod divmod pow lshift rshift and xor or".split()  # noqa: SIM905
+    for prefix in ("", "r", "i")
+}
 ALWAYS = frozenset({"__repr__", "__str__", "__hash__"}) | COMPARISONS
 BUILTIN_CLASSES = {n: c for n, c in vars(builtins).items() if isinstance(c, type) and not n.startswith("_")}
 OPS = frozenset({"call", "get", "set", "del", "op", "import", "exports"})
@@ -160,8 +165,8 @@ class Encoder:
         if plain is not None:
             return plain
         if isinstance(obj, type):
-            return self.cls(obj, depth)
-        return ["p", peer.export(obj), self.cls(t, depth)]
+            return self.cls(obj, depth, handed=True)
+        return ["p", peer.export(obj, handed=True), self.cls(t, depth)]
 
     def _number(self, obj):
         number = self.memo[id(obj)] = len(self.memo)
@@ -222,14 +227,16 @@ class Encoder:
             return [view, [self.value(x, depth + 1) for x in obj]]
         return None
 
-    def cls(self, cls, depth=0):
+    def cls(self, cls, depth=0, handed=False):
+        """A class reference. Only a class ``handed`` over as a value may be called by the other side;
+        one that is only the type of a value, a base or an exception's class is described, nothing more."""
         if BUILTIN_CLASSES.get(cls.__name__) is cls:
             return ["b", cls.__name__]
         if cls.__dict__.get("_wire_peer") is self.peer:
             return ["o", cls.__dict__["_wire_id"]]
         if depth > MAX_DEPTH:
             raise ValueError("the class hierarchy is too deep to cross")
-        number = self.peer.export(cls)
+        number = self.peer.export(cls, handed)
         if number in self.peer.described:
             return ["c", number, None]
         self.peer.described.add(number)
@@ -572,14 +579,17 @@ def _forward(name):
     return method
 
 
-def _compare(name):
-    def method(self, other):
+def _operator(name):
+    """A comparison or arithmetic operator: the other side's object never sees a value of ours
+    through it (it could answer whatever the suite expects), so against anything but the other
+    side's own objects it is not forwarded: ``==`` is false, ``!=`` true, the rest TypeError."""
+
+    def method(self, *args):
         peer = _peer_of(self)
-        if peer.strict and not _same_side(other, peer):
-            # The deliverable's objects are not taken at their word about the suite's values.
-            peer.untrusted_comparisons += 1
+        if peer.strict and not all(_same_side(a, peer) for a in args[:1]):
+            peer.untrusted_operations += 1
             return NotImplemented
-        return peer.request("op", _rid(self), name, [other])
+        return peer.request("op", _rid(self), name, list(args))
 
     method.__name__ = name
     return method
@@ -623,12 +633,12 @@ class Remote:
     def __hash__(self):
         return _peer_of(self).request("op", _rid(self), "__hash__", [])
 
-    __eq__ = _compare("__eq__")
-    __ne__ = _compare("__ne__")
-    __lt__ = _compare("__lt__")
-    __le__ = _compare("__le__")
-    __gt__ = _compare("__gt__")
-    __ge__ = _compare("__ge__")
+    __eq__ = _operator("__eq__")
+    __ne__ = _operator("__ne__")
+    __lt__ = _operator("__lt__")
+    __le__ = _operator("__le__")
+    __gt__ = _operator("__gt__")
+    __ge__ = _operator("__ge__")
 
 
 class RemoteClass(type):
@@ -695,6 +705,7 @@ class Peer:
         self.suite_files = suite_files
         self.exports = {}
         self.export_ids = {}
+        self.handed = set()  # exports sent as values: the only ones the other side may use
         self.described = set()
         self.proxies = weakref.WeakValueDictionary()
         self.classes = {}
@@ -703,15 +714,17 @@ class Peer:
         self.next_rid = 0
         self.heard = False
         self.broken = None
-        self.calls = self.bytes_in = self.bytes_out = self.untrusted_comparisons = 0
+        self.calls = self.bytes_in = self.bytes_out = self.untrusted_operations = 0
 
     # exports and stand-ins
-    def export(self, obj):
+    def export(self, obj, handed=False):
         number = self.export_ids.get(id(obj))
         if number is None:
             number = len(self.exports)
             self.exports[number] = obj
             self.export_ids[id(obj)] = number
+        if handed:
+            self.handed.add(number)
         return number
 
     def exported(self, number, kind=object):
@@ -750,8 +763,13 @@ class Peer:
             bases = exception
         else:
             bases = [b for b in bases if isinstance(b, RemoteClass)] or [Remote]
-            for special in desc["d"]:
-                if isinstance(special, str) and special in FORWARDED:
+            specials = {x for x in desc["d"] if isinstance(x, str) and x in FORWARDED}
+            if "__iter__" in specials:
+                specials.discard("__contains__")  # `in` iterates here, comparing in our process
+            for special in specials:
+                if special in BINARY:
+                    ns[special] = _operator(special)
+                else:
                     ns[special] = {"__exit__": _exit, "__call__": _call}.get(special) or _forward(special)
             if desc["h"] is not True:
                 ns["__hash__"] = None
@@ -833,8 +851,8 @@ class Peer:
         return message
 
     def _break(self, reason):
-        if self.broken is None:
-            self.broken = reason
+        if self.broken is None:  # the reason may quote the peer: never let it carry unencodable text
+            self.broken = reason.encode("utf-8", "backslashreplace").decode("utf-8")
         raise LinkBroken(self.broken)
 
     # requests
@@ -859,6 +877,12 @@ class Peer:
                 if message[1] != rid or len(message) != 4:
                     self._break("the deliverable's process answered a question that was not asked")
                 return self._settle(message, encoder.containers)
+        except (StopIteration, StopAsyncIteration) as exc:
+            if not self.strict or (op == "op" and payload[0] in ("__next__", "__anext__")):
+                raise
+            # As in a generator (PEP 479): a StopIteration escaping a call would silently end
+            # whatever loop of the suite's made the call (map, filter, all, any...).
+            raise RuntimeError(f"the deliverable raised {type(exc).__name__} from a call") from None
         finally:
             self.depth -= 1
 
@@ -939,6 +963,8 @@ class Peer:
             module = importlib.import_module(_text(name, "a module name"))
             return [module, hasattr(module, "__path__")]
         obj = self.exported(target)
+        if self.strict and target not in self.handed:
+            raise PermissionError("the suite's process only lets the deliverable use what the suite handed it")
         if op == "call":
             args, kwargs = payload
             if not isinstance(args, list) or not isinstance(kwargs, dict):
