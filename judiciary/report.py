@@ -42,6 +42,8 @@ def outcome_of(phases: dict[str, dict[str, Any]]) -> tuple[Outcome, float]:
     duration = sum(float(p.get("duration", 0)) for p in phases.values())
     if any(phases.get(when, {}).get("outcome") == "failed" for when in ("setup", "teardown")):
         return "error", duration
+    if phases and "teardown" not in phases:
+        return "error", duration  # the test never finished: pytest reports a teardown for every test it ran
     call = phases.get("call")
     if call is None:
         setup = phases.get("setup", {})
@@ -83,9 +85,17 @@ def suite_run(
     return run
 
 
+SESSION_ENDS = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
+
+
 def integrity_problem(run: SuiteRun, canary: str | None) -> str | None:
     if run.report_exit_code != run.exit_code:
         return f"pytest reported exit status {run.report_exit_code} but the process exited {run.exit_code}"
+    if all(t.outcome == "passed" for t in run.tests) and run.report_exit_code not in (0, 1):
+        # With every expected test passed, only a normal end counts (a collection error or an
+        # interrupt otherwise says why the failing tests failed).
+        why = SESSION_ENDS.get(run.report_exit_code or 0, "abnormal end")
+        return f"pytest did not finish the session normally (exit status {run.report_exit_code}: {why})"
     if canary is None or run.canary == "failed":
         return None
     if run.canary in ("missing", "error") and any(t.outcome != "passed" for t in run.tests):

@@ -43,6 +43,8 @@ DELIVERABLE_GRACE = 5  # extra wall seconds for the deliverable: the suite's own
 STANDIN = '''\
 """A stand-in for the module under test, used only to list the suite's tests."""
 
+__all__ = []  # `from target import *` imports nothing (names used inside tests are looked up when they run)
+
 
 class _Placeholder:
     def __init__(self, *args, **kwargs):

@@ -324,6 +324,40 @@ CROSSINGS: dict[str, tuple[str, dict[str, str], str, str]] = {
                     yield items[i:i + n]
         """,
     ),
+    "star_import": (
+        "textops",
+        {
+            "test_textops.py": """
+                from textops import *
+
+
+                def test_words():
+                    assert words("a b  c") == ["a", "b", "c"]
+
+
+                def test_title():
+                    assert title("hello world") == "Hello World"
+            """
+        },
+        """
+            __all__ = ["words", "title"]
+
+            def words(text):
+                return text.split()
+
+            def title(text):
+                return " ".join(w.capitalize() for w in text.split())
+        """,
+        """
+            __all__ = ["words", "title"]
+
+            def words(text):
+                return text.split(" ")
+
+            def title(text):
+                return text.title()
+        """,
+    ),
     "in_place_mutation": (
         "inplace",
         {

@@ -67,7 +67,8 @@ def test_unusable_reports_are_rejected(data: bytes, over_cap: bool, message: str
         (phases("skipped", xfail=True), "xfailed"),
         (phases("passed", xfail=True), "xpassed"),
         ({"setup": {"outcome": "failed", "error": "fixture"}}, "error"),
-        ({"setup": {"outcome": "skipped"}}, "skipped"),
+        ({"setup": {"outcome": "skipped"}, "teardown": {"outcome": "passed"}}, "skipped"),
+        ({"setup": {"outcome": "passed"}, "call": {"outcome": "passed"}}, "error"),  # interrupted before teardown
         ({**phases("passed"), "teardown": {"outcome": "failed"}}, "error"),
         ({}, "missing"),
     ],
@@ -94,6 +95,8 @@ def test_all_passed() -> None:
         (run_of(body(canary="passed")), "tampering: a test built to fail was reported passed"),
         (run_of(body(canary="passed", exit_code=0), exit_code=0), "tampering"),
         (run_of(body(), exit_code=0), "exited 0"),
+        (run_of(body(exit_code=2), exit_code=2), "did not finish the session normally (exit status 2: interrupted)"),
+        (run_of(body(exit_code=3), exit_code=3), "exit status 3: internal error"),
         (run_of(without_canary(body())), "tampering: a test built to fail was reported missing"),
         (run_of(without_canary(body(b="failed"))), "1 of 2 expected tests did not pass"),
         (run_of(None, problem="pytest never sent its report"), "never sent its report"),

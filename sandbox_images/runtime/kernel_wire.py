@@ -607,7 +607,15 @@ def _call(self, *args, **kwargs):
 
 def _exit(self, exc_type, exc, tb):
     # A traceback would hand the other side our frames; send the exception, never its traceback.
-    return _peer_of(self).request("op", _rid(self), "__exit__", [exc_type, exc, None])
+    peer = _peer_of(self)
+    suppress = peer.request("op", _rid(self), "__exit__", [exc_type, exc, None])
+    if suppress and exc is not None and peer.strict and getattr(exc, "__dict__", {}).get("_wire_raised_by") is not peer:
+        peer.untrusted_operations += 1  # a context manager of the deliverable never swallows the suite's error
+        return False
+    return suppress
+
+
+DUNDER_ATTRIBUTES = frozenset({"__name__", "__qualname__", "__doc__", "__version__", "__annotations__"})
 
 
 class Remote:
@@ -616,6 +624,9 @@ class Remote:
     __slots__ = ("_wire_id", "_wire_peer", "__weakref__")
 
     def __getattr__(self, name):
+        if name.startswith("__") and name.endswith("__") and name not in DUNDER_ATTRIBUTES:
+            # Probes of pytest and inspect (__test__, __wrapped__, __code__...) get no answer of the deliverable's.
+            raise AttributeError(name)
         return _peer_of(self).request("get", _rid(self), name)
 
     def __setattr__(self, name, value):
@@ -723,9 +734,13 @@ class Peer:
             number = len(self.exports)
             self.exports[number] = obj
             self.export_ids[id(obj)] = number
-        if handed:
-            self.handed.add(number)
+        if handed and not (self.strict and isinstance(obj, type) and not self._suite_class(obj)):
+            self.handed.add(number)  # the suite's side hands over classes of its own files only
         return number
+
+    def _suite_class(self, cls):
+        module = sys.modules.get(getattr(cls, "__module__", "") or "")
+        return (getattr(module, "__file__", None) or "").startswith(self.suite_files)
 
     def exported(self, number, kind=object):
         obj = self.exports.get(number) if isinstance(number, int) else None
@@ -781,6 +796,11 @@ class Peer:
         return cls
 
     def make_exception(self, cls, args, message, number, tb):
+        if self.strict and not issubclass(cls, Exception):
+            # KeyboardInterrupt would end the suite's session where pytest stands (a teardown
+            # skipped, a failing check never reported); no exception of the deliverable may
+            # steer pytest itself.
+            return RuntimeError(f"the deliverable raised {cls.__name__}" + (f": {message}" if message else ""))
         try:
             exc = cls(*args) if cls.__dict__.get("_wire_peer") is None else cls.__new__(cls)
         except Exception:  # noqa: BLE001 - a built-in that wants other arguments: keep the message
@@ -788,6 +808,7 @@ class Peer:
         exc.args = args
         if cls.__dict__.get("_wire_peer") is not None:
             exc.__dict__.update(_wire_message=message, _wire_id=number)
+        exc.__dict__["_wire_raised_by"] = self  # the other side raised it: its context managers may suppress it
         if tb:
             exc.__notes__ = [f"raised in the deliverable's process:\n{tb[-MAX_TEXT:]}"]
         return exc
@@ -998,9 +1019,7 @@ class Peer:
     def _check_attribute(self, obj, name):
         """The suite's side serves public attributes of the suite's own objects, nothing else."""
         cls = obj if isinstance(obj, type) else type(obj)
-        module = sys.modules.get(getattr(cls, "__module__", "") or "")
-        where = getattr(module, "__file__", None) or ""
-        if name.startswith("_") or isinstance(obj, types.ModuleType) or not where.startswith(self.suite_files):
+        if name.startswith("_") or isinstance(obj, types.ModuleType) or not self._suite_class(cls):
             raise AttributeError(f"the suite's process does not show attribute {name!r} of this object")
 
 
@@ -1024,6 +1043,9 @@ def _exports(module):
 # -- the target module, imported by the suite --------------------------------------------
 
 
+PYTEST_NAMES = ("test", "pytest", "setup", "teardown")  # lower-cased prefixes (setUpModule, Test*, pytestmark...)
+
+
 class RemoteModule(types.ModuleType):
     """A module of the deliverable as the suite sees it: every attribute is asked for."""
 
@@ -1037,14 +1059,15 @@ class RemoteModule(types.ModuleType):
         return peer.request("get", _rid(ref), name)
 
     def _star_names(self, names):
-        """``from target import *`` never rebinds a built-in or a name the importing module already has."""
+        """``from target import *`` never rebinds a built-in or a name the importing module already has,
+        and never plants a name pytest acts on (tests, plugins, marks, module set-up and tear-down)."""
         if not isinstance(names, list):
             return []
         importer = sys._getframe(2).f_globals  # 0: here, 1: __getattr__, 2: the module running the import
         return [
             n for n in names[:10_000]
             if isinstance(n, str) and n.isidentifier() and not n.startswith("_")
-            and not hasattr(builtins, n) and n not in importer
+            and not hasattr(builtins, n) and n not in importer and not n.lower().startswith(PYTEST_NAMES)
         ]  # fmt: skip
 
     def __setattr__(self, name, value):
