@@ -92,23 +92,6 @@ def suite_limits(tests: Artifact, settings: Settings) -> Limits:
     return tests.limits.over(settings.default_limits) if tests.limits else settings.default_limits
 
 
-def top_level_modules(paths: list[str]) -> list[str]:
-    """The names a package makes importable: top-level modules and packages, at its root or under src/."""
-    names = set()
-    for path in paths:
-        parts = path.split("/")
-        if parts[0] == "src" and len(parts) > 1:
-            parts = parts[1:]
-        head = parts[0]
-        if len(parts) == 1 and head.endswith(".py"):
-            head = head[:-3]
-        elif len(parts) == 1 or not path.endswith(".py"):
-            continue
-        if head.isidentifier():
-            names.add(head)
-    return sorted(names)
-
-
 class SuiteRunner:
     def __init__(self, services: JudgeServices):
         self.s = services
@@ -196,7 +179,9 @@ class SuiteRunner:
                 closers.insert(0, relay)
                 mounts.append(Mount(source=relay.paths[0], target="/kernel/link.sock", read_only=False))
                 spec_doc.update(
-                    modules=top_level_modules(list(store.read_files(s, deliverable.id))),
+                    # the target's package alone: an optional import of the suite's (or the standard
+                    # library's) never lands in the deliverable, whatever modules it ships
+                    modules=[(tests.target or "").partition(".")[0]],
                     call_seconds=min(s.judge_call_seconds, limits.wall_seconds),
                     first_call_seconds=limits.wall_seconds,
                     # one answer decoded must fit the suite's memory many times over

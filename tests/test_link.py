@@ -1,5 +1,5 @@
 """The host's side of a judgement: the relay between the two sandboxes, the report socket,
-and what the runner derives from packages (importable modules, the canary's name)."""
+and the canary's name."""
 
 import contextlib
 import socket
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from judiciary.link import Relay, ReportSink
-from judiciary.runner import canary_name, top_level_modules, write_canary
+from judiciary.runner import canary_name, write_canary
 
 OPEN: list[socket.socket] = []
 
@@ -128,20 +128,6 @@ def test_report_sink_caps(tmp_path: Path) -> None:
         conn.sendall(b"x" * 100_000)
     sink.close()
     assert sink.over_cap and len(sink.data()) <= 100 + 65536
-
-
-@pytest.mark.parametrize(
-    "paths, expected",
-    [
-        (["pyproject.toml", "sorter.py"], ["sorter"]),
-        (["pkg/__init__.py", "pkg/core.py", "helpers.py", "README.md"], ["helpers", "pkg"]),
-        (["src/lib/__init__.py", "src/tool.py", "data/table.csv"], ["lib", "tool"]),
-        (["ns/sub/mod.py"], ["ns"]),  # a namespace package
-        (["bad-name.py", "1x.py", "ok.py"], ["ok"]),
-    ],
-)
-def test_top_level_modules(paths: list[str], expected: list[str]) -> None:
-    assert top_level_modules(paths) == expected
 
 
 def test_canary_looks_like_the_suites_own(tmp_path: Path) -> None:
