@@ -36,7 +36,8 @@ LAUNCHER = ["python3", "-I", "/opt/kernel/kernel_judge.py"]
 HOST = ["python3", "-I", "/opt/kernel/kernel_host.py"]
 BASE_ARGS = ["/judge/tests", "--rootdir=/judge/tests", "--confcutdir=/judge/tests", "-c", "/opt/kernel/judge.ini"]
 NO_TESTS = 5  # pytest's exit status when nothing was collected
-REPORT_CAP = 8 * 1024 * 1024
+MiB = 1024 * 1024
+REPORT_CAP = 8 * MiB
 OUT_BYTES = 1024 * 1024  # the /kernel/out tmpfs neither container writes to any more: smallest size
 DELIVERABLE_GRACE = 5  # extra wall seconds for the deliverable: the suite's own limit ends a slow judgement
 
@@ -184,9 +185,10 @@ class SuiteRunner:
                     modules=[(tests.target or "").partition(".")[0]],
                     call_seconds=min(s.judge_call_seconds, limits.wall_seconds),
                     first_call_seconds=limits.wall_seconds,
-                    # one answer decoded must fit the suite's memory many times over
-                    max_frame=min(16, max(1, limits.memory_mb // 32)) * 1024 * 1024,
-                    max_items=max(10_000, limits.memory_mb * 4000),
+                    # one answer, decoded, must fit in a quarter of the suite's memory: JSON can grow
+                    # about 25 times when parsed, and a decoded value costs about 64 bytes (a container 4x)
+                    max_frame=max(256 * 1024, limits.memory_mb * MiB // 100),
+                    max_items=limits.memory_mb * MiB // 4 // 64,
                 )
                 if canary:
                     write_canary(suite_dir, canary, tests.target or "")

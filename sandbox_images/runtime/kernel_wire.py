@@ -43,7 +43,7 @@ import types
 import weakref
 
 MAX_FRAME = 16 * 1024 * 1024  # bytes of one message (at most; the suite's side may set less)
-MAX_ITEMS = 1_000_000  # values decoded from one message (likewise)
+MAX_ITEMS = 1_000_000  # units of decoding cost in one message: a scalar 1, a container 4 (likewise)
 MAX_DEPTH = 100  # nesting of one value
 MAX_NESTING = 32  # calls in flight between the two processes (callbacks included)
 MAX_NAME = 200
@@ -298,9 +298,9 @@ class Decoder:
         self.building = set()
 
     def value(self, data, depth=0):
-        self.items += 1
+        self.items += 1 if not isinstance(data, list) else 4  # a container costs about four scalars to hold
         if self.items > self.peer.max_items:
-            raise Invalid(f"a message of more than {self.peer.max_items:,} values")
+            raise Invalid(f"a message holding more than the suite's process can decode ({self.peer.max_items:,} units)")
         if depth > MAX_DEPTH:
             raise Invalid(f"a value nested deeper than {MAX_DEPTH} levels")
         if data is None or isinstance(data, (bool, int, float, str)):
