@@ -50,6 +50,10 @@ MAX_NAME = 200
 MAX_TEXT = 16 * 1024
 MAX_CLASSES = 10_000
 MAX_SAME_HASH = 64  # keys of one dict or set sharing a hash: more is a collision attack
+MAX_INT_BITS = 1 << 20  # a huge int crosses as hex text
+MAX_FRACTION_BITS = 1 << 16  # larger parts make Fraction() slow to rebuild: such a value stays a reference
+MAX_DECIMAL = 1000  # characters
+MAX_FIELDS = 255  # of a namedtuple
 
 FORWARDED = frozenset(  # special methods a stand-in forwards when the real class defines them
     """__len__ __iter__ __next__ __reversed__ __bool__ __contains__ __getitem__ __setitem__ __delitem__ __index__
@@ -129,6 +133,7 @@ class Encoder:
         self.memo = {}
         self.containers = []  # numbered mutable containers, for the answer's updates
         self._keep = []  # objects whose id() is in memo stay alive while encoding
+        self.described = set()  # classes described in this message
 
     def value(self, obj, depth=0):
         if depth > MAX_DEPTH:
@@ -137,7 +142,11 @@ class Encoder:
         if obj is None or t is bool or t is str:
             return obj
         if t is int:
-            return obj if obj.bit_length() < 10_000 else ["I", format(obj, "x")]
+            if obj.bit_length() < 10_000:
+                return obj
+            if obj.bit_length() > MAX_INT_BITS:
+                raise ValueError(f"an integer of more than {MAX_INT_BITS:,} bits cannot cross to the other process")
+            return ["I", format(obj, "x")]
         if t is float:
             return obj if math.isfinite(obj) else ["f", repr(obj)]
         peer = self.peer
@@ -166,7 +175,7 @@ class Encoder:
             return plain
         if isinstance(obj, type):
             return self.cls(obj, depth, handed=True)
-        return ["p", peer.export(obj, handed=True), self.cls(t, depth)]
+        return ["p", peer.export(obj, handed=True), self.cls(t, depth, of_instance=True)]
 
     def _number(self, obj):
         number = self.memo[id(obj)] = len(self.memo)
@@ -177,9 +186,8 @@ class Encoder:
     def _plain(self, obj, depth):  # noqa: C901 - one branch per plain type
         if isinstance(obj, tuple):
             items = [self.value(x, depth + 1) for x in obj]
-            fields = getattr(type(obj), "_fields", None)
-            if isinstance(fields, tuple) and all(isinstance(f, str) for f in fields) and len(fields) == len(obj):
-                return ["N", type(obj).__name__, list(fields), items]
+            if _namedtuple_fields(obj):
+                return ["N", type(obj).__name__, list(type(obj)._fields), items]
             return ["T", items]
         if isinstance(obj, frozenset):
             return ["F", [self.value(x, depth + 1) for x in obj]]
@@ -194,11 +202,14 @@ class Encoder:
         if isinstance(obj, str):
             return str.__str__(obj)
         if isinstance(obj, complex):
-            return ["C", self.value(obj.real), self.value(obj.imag)]
+            return ["C", self.value(obj.real, depth + 1), self.value(obj.imag, depth + 1)]
         if isinstance(obj, decimal.Decimal):
-            return ["Dec", str(obj)]
+            text = str(obj)
+            return ["Dec", text] if len(text) <= MAX_DECIMAL else None
         if isinstance(obj, fractions.Fraction):
-            return ["Fr", self.value(obj.numerator), self.value(obj.denominator)]
+            if max(obj.numerator.bit_length(), obj.denominator.bit_length()) > MAX_FRACTION_BITS:
+                return None  # crosses as a reference: rebuilding it would cost the receiver seconds
+            return ["Fr", self.value(obj.numerator, depth + 1), self.value(obj.denominator, depth + 1)]
         if isinstance(obj, (datetime.datetime, datetime.time)) and not _fixed_offset(obj.tzinfo):
             return None
         if isinstance(obj, datetime.datetime):
@@ -217,29 +228,37 @@ class Encoder:
                 self.value(obj.step, depth + 1),
             ]
         if isinstance(obj, range):
-            return ["R", self.value(obj.start), self.value(obj.stop), self.value(obj.step)]
+            return [
+                "R",
+                self.value(obj.start, depth + 1),
+                self.value(obj.stop, depth + 1),
+                self.value(obj.step, depth + 1),
+            ]
         if obj is Ellipsis:
             return ["..."]
         if obj is NotImplemented:
             return ["NI"]
         view = VIEW_TAGS.get(type(obj))
+        if view == "It":
+            return [view, [[self.value(k, depth + 1), self.value(v, depth + 1)] for k, v in obj]]
         if view is not None:
             return [view, [self.value(x, depth + 1) for x in obj]]
         return None
 
-    def cls(self, cls, depth=0, handed=False):
+    def cls(self, cls, depth=0, handed=False, of_instance=False):
         """A class reference. Only a class ``handed`` over as a value may be called by the other side;
-        one that is only the type of a value, a base or an exception's class is described, nothing more."""
-        if BUILTIN_CLASSES.get(cls.__name__) is cls:
+        one that is only the type of a value, a base or an exception's class is described, nothing more.
+        A built-in class goes by name, except as the type of a reference (a zip, a map, an object())."""
+        if BUILTIN_CLASSES.get(cls.__name__) is cls and not of_instance:
             return ["b", cls.__name__]
         if cls.__dict__.get("_wire_peer") is self.peer:
             return ["o", cls.__dict__["_wire_id"]]
         if depth > MAX_DEPTH:
             raise ValueError("the class hierarchy is too deep to cross")
         number = self.peer.export(cls, handed)
-        if number in self.peer.described:
+        if number in self.peer.described or number in self.described:
             return ["c", number, None]
-        self.peer.described.add(number)
+        self.described.add(number)  # the peer learns it once this message has crossed
         bases = [self.cls(b, depth + 1) for b in cls.__bases__ if b is not object]
         special = sorted(n for n in FORWARDED if _defines(cls, n))
         desc = {"n": cls.__name__, "m": str(getattr(cls, "__module__", "") or "")[:MAX_NAME], "b": bases,
@@ -247,8 +266,13 @@ class Encoder:
         return ["c", number, desc]
 
     def exception(self, exc, depth):
+        if depth >= MAX_DEPTH:  # its arguments would be deeper than the receiver reads
+            raise ValueError(f"the value nests deeper than {MAX_DEPTH} levels and cannot cross to the other process")
         try:
-            args = [self.value(a, depth + 1) for a in exc.args]
+            raw = exc.args
+            if isinstance(exc, OSError) and exc.filename is not None:  # kept out of args by OSError itself
+                raw = (exc.errno, exc.strerror, exc.filename, None, exc.filename2)[: 5 if exc.filename2 else 3]
+            args = [self.value(a, depth + 1) for a in raw]
         except (ValueError, RecursionError):
             args = [_safe_str(exc)]
         number = self.peer.export(exc) if self.peer.share_exceptions else None
@@ -271,6 +295,15 @@ class Encoder:
 def _defines(cls, name):
     """Whether ``cls`` (not ``object``, not its metaclass) defines the special method ``name``."""
     return any(k.__dict__.get(name) is not None for k in cls.__mro__ if k is not object)
+
+
+def _namedtuple_fields(obj):
+    """Whether ``obj`` is a namedtuple the receiver can rebuild (fields it accepts, names it accepts)."""
+    fields = getattr(type(obj), "_fields", None)
+    return (
+        isinstance(fields, tuple) and len(fields) == len(obj) <= MAX_FIELDS and type(obj).__name__.isidentifier()
+        and all(isinstance(f, str) and f.isidentifier() and not f.startswith("_") for f in fields)
+    )  # fmt: skip
 
 
 def _fixed_offset(tz):
@@ -336,11 +369,12 @@ class Decoder:
     def pairs(self, items, depth):
         if not isinstance(items, list) or not all(isinstance(p, list) and len(p) == 2 for p in items):
             raise Invalid("a dict whose items are not pairs")
-        keys = [self.value(p[0], depth) for p in items]
+        pairs = [(self.value(p[0], depth), self.value(p[1], depth)) for p in items]  # in the order written
+        keys = [k for k, _ in pairs]
         for k in keys:
             hash(k)
         _check_hashes(keys)
-        return list(zip(keys, [self.value(p[1], depth) for p in items], strict=True))
+        return pairs
 
     def contents(self, original, data):
         """New contents for one of our containers (an update), applied later."""
@@ -380,7 +414,10 @@ class Decoder:
 
 
 def _dec_int(d, data, depth):
-    return int(_text(data[1], "an integer"), 16)
+    text = data[1]
+    if not isinstance(text, str) or len(text) > MAX_INT_BITS // 4 + 1:
+        raise Invalid(f"an integer of more than {MAX_INT_BITS:,} bits")
+    return int(text, 16)
 
 
 def _dec_float(d, data, depth):
@@ -425,7 +462,7 @@ def _dec_arg(d, data, depth):
 
 def _dec_namedtuple(d, data, depth):
     name = _identifier(data[1], "a namedtuple's name")
-    if not isinstance(data[2], list) or len(data[2]) > 255:
+    if not isinstance(data[2], list) or len(data[2]) > MAX_FIELDS:
         raise Invalid("a namedtuple's fields")
     fields = tuple(_identifier(f, "a namedtuple field") for f in data[2])
     return d.peer.namedtuple(name, fields)(*d.seq(data[3], depth))
@@ -456,8 +493,8 @@ def _dec_view(kind):
 
 def _dec_decimal(d, data, depth):
     text = _text(data[1], "a decimal")
-    if len(text) > 1000:
-        raise Invalid("a decimal of more than 1000 characters")
+    if len(text) > MAX_DECIMAL:
+        raise Invalid(f"a decimal of more than {MAX_DECIMAL} characters")
     return decimal.Decimal(text)
 
 
@@ -465,6 +502,8 @@ def _dec_fraction(d, data, depth):
     num, den = d.value(data[1], depth), d.value(data[2], depth)
     if type(num) is not int or type(den) is not int:
         raise Invalid("a fraction of non-integers")
+    if max(num.bit_length(), den.bit_length()) > MAX_FRACTION_BITS:
+        raise Invalid(f"a fraction with parts of more than {MAX_FRACTION_BITS:,} bits")
     return fractions.Fraction(num, den)
 
 
@@ -760,7 +799,9 @@ class Peer:
     def make_class(self, number, desc, decoder, depth):
         if not isinstance(desc, dict) or set(desc) != {"n", "m", "b", "d", "h"}:
             raise Invalid("a malformed class description")
-        name = _identifier(desc["n"], "a class name")
+        name = desc["n"]  # any printable text: generic classes are named like Model[int]
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME or not name.isprintable():
+            raise Invalid("a class name that is not printable text")
         module = _text(desc["m"], "a module name")[:MAX_NAME]
         if not isinstance(desc["b"], list) or len(desc["b"]) > 16 or not isinstance(desc["d"], list):
             raise Invalid("a malformed class description")
@@ -796,17 +837,24 @@ class Peer:
         return cls
 
     def make_exception(self, cls, args, message, number, tb):
+        said = f"the deliverable raised {cls.__name__}" + (f": {message}" if message else "")
         if self.strict and not issubclass(cls, Exception):
             # KeyboardInterrupt would end the suite's session where pytest stands (a teardown
             # skipped, a failing check never reported); no exception of the deliverable may
             # steer pytest itself.
-            return RuntimeError(f"the deliverable raised {cls.__name__}" + (f": {message}" if message else ""))
-        try:
-            exc = cls(*args) if cls.__dict__.get("_wire_peer") is None else cls.__new__(cls)
-        except Exception:  # noqa: BLE001 - a built-in that wants other arguments: keep the message
-            exc = cls.__new__(cls)
-        exc.args = args
-        if cls.__dict__.get("_wire_peer") is not None:
+            return RuntimeError(said)
+        stand_in = cls.__dict__.get("_wire_peer") is not None
+        try:  # a stand-in is made without running any __init__; a real class is built from its args
+            exc = cls.__new__(cls, *args) if stand_in else cls(*args)
+            if stand_in:
+                exc.args = args
+        except Exception:  # noqa: BLE001 - a class that wants other arguments: keep the message
+            try:
+                exc = cls.__new__(cls)
+                exc.args = args
+            except Exception:  # noqa: BLE001 - an exception group without its parts, say
+                return RuntimeError(said)
+        if stand_in:
             exc.__dict__.update(_wire_message=message, _wire_id=number)
         exc.__dict__["_wire_raised_by"] = self  # the other side raised it: its context managers may suppress it
         if tb:
@@ -823,7 +871,7 @@ class Peer:
         return cls
 
     # framing
-    def _send(self, message):
+    def _send(self, message, encoder):
         data = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
         if len(data) > self.max_frame:
             raise ValueError(f"a value of {len(data):,} bytes is larger than the {self.max_frame:,} that may cross")
@@ -833,6 +881,7 @@ class Peer:
         except OSError as exc:
             self._break(f"the deliverable's process stopped reading ({exc})")
         self.bytes_out += len(data) + 4
+        self.described |= encoder.described  # only now does the other side know these classes
 
     def _recv_exact(self, n, deadline):
         chunks, got = [], 0
@@ -886,7 +935,7 @@ class Peer:
         rid = self.next_rid
         encoder = Encoder(self)
         body = [encoder.value(p) for p in payload]
-        self._send(["q", rid, op, target, *body])
+        self._send(["q", rid, op, target, *body], encoder)
         self.calls += 1
         self.depth += 1
         try:
@@ -972,9 +1021,10 @@ class Peer:
                 contents = encoder.contents(container)
                 if json.dumps(contents) != snapshots[i]:
                     updates.append([i, contents])
-            self._send(["x" if failed else "r", rid, value, updates])
+            self._send(["x" if failed else "r", rid, value, updates], encoder)
         except (ValueError, RecursionError) as exc:  # the answer cannot cross: say so instead
-            self._send(["x", rid, Encoder(self).exception(ValueError(str(exc)[:MAX_TEXT]), 0), []])
+            fallback = Encoder(self)
+            self._send(["x", rid, fallback.exception(ValueError(str(exc)[:MAX_TEXT]), 0), []], fallback)
 
     def _perform(self, op, target, payload):
         if op == "import":
