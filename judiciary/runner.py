@@ -116,6 +116,17 @@ class SuiteRunner:
         if errors:
             first = errors[0]
             raise SuiteError(f"the suite cannot be collected ({first['nodeid'] or 'session'}): {first['error'][-600:]}")
+        if body.get("shadowed"):
+            raise SuiteError(
+                f"the suite's target '{tests.target}' is also a module the sandbox already has"
+                f" ({body['shadowed']}): the suite would test that instead of the deliverable; name the"
+                " deliverable's module differently."
+            )
+        if any(p in store.read_files(self.s.settings, tests.id) for p in store.module_files(tests.target)):
+            raise SuiteError(
+                f"the suite ships its own module '{tests.target}', which would shadow the deliverable's;"
+                " remove it from the tests artifact."
+            )
         if body.get("exit_code") == NO_TESTS or not body.get("collected"):
             raise SuiteError(
                 f"tests artifact {tests.short_id} contains no tests; add test_*.py files with test functions."
@@ -142,6 +153,12 @@ class SuiteRunner:
         elif run.link.broken and (run.problem is None or run.status == "ok"):
             where = f" during {run.link.broken_during}" if run.link.broken_during else ""
             run.problem = f"the link to the deliverable broke{where}: {run.link.broken}"
+        elif link.get("not_judgeable") and run.status == "ok":
+            during = link.get("not_judgeable_during")
+            where = f" {during}" if during else " the suite"
+            run.problem = f"not judgeable:{where} asked for {link['not_judgeable']}"
+        elif run.problem is None and raw.body is not None and all(t.outcome == "passed" for t in run.tests):
+            run.problem = untested(raw.body, tests.target or "", expected)  # a pass must have tested the deliverable
         return run
 
     def _run(self, tests: Artifact, deliverable: Artifact | None, canary: str | None = None) -> RawRun:
@@ -167,7 +184,7 @@ class SuiteRunner:
                 Mount(source=rundir.work, target="/work", read_only=False),
                 Mount(source=sink.path, target="/kernel/report.sock", read_only=False),
             ]
-            spec_doc: dict[str, Any] = {"args": BASE_ARGS}
+            spec_doc: dict[str, Any] = {"args": BASE_ARGS, "target": tests.target or ""}
             if deliverable is None:
                 standin = rundir.path / "standin"
                 write_standin(standin, tests.target or "")
@@ -272,6 +289,18 @@ class _Background:
         if self.thread.ident is not None:
             self.thread.join()
         self.failed.close()
+
+
+def untested(body: dict[str, Any], target: str, expected: list[str]) -> str | None:
+    """Why the deliverable was not what the suite tested, if it was not: the suite's `target` resolved
+    to another module, or no expected test ever called the deliverable (every wrong answer would pass)."""
+    found = body.get("target")
+    if found != "deliverable":
+        return f"the suite's '{target}' was not the deliverable's module but {found}"
+    calls = (body.get("link") or {}).get("calls_by_test") or {}
+    if not any(isinstance(calls.get(n), int) and calls[n] > 0 for n in expected):
+        return f"no expected test called the deliverable's '{target}': the suite tests nothing of it"
+    return None
 
 
 def write_standin(root: Path, target: str) -> None:

@@ -367,3 +367,61 @@ def test_killed_judge_leaves_the_escrow_judgeable(
     e = court.judge(e.id)  # the dead judge's claim lapsed; its container is swept
     assert e.state == "released" and e.verdicts[0].passed
     assert docker_kernel.balance("bob") == 150
+
+
+@pytest.mark.parametrize(
+    "target, files, message",
+    [
+        ("statistics", {}, "also a module the sandbox already has"),  # the standard library would answer
+        ("sorter", {"sorter.py": "def sort(x):\n    return sorted(x)\n"}, "ships its own module 'sorter'"),
+    ],
+)
+def test_a_target_the_suite_would_not_take_from_the_deliverable_is_refused(
+    docker_kernel: Kernel, court: Court, make_pkg: PackageFactory, target: str, files: dict, message: str
+) -> None:
+    suite = {"test_it.py": f"import {target}\n\n\ndef test_it():\n    assert {target}\n", **files}
+    pkg = make_pkg(None, kind="tests", entrypoint=None, extra=f'target = "{target}"', limits=SUITE_LIMITS,
+                   files=suite)  # fmt: skip
+    with pytest.raises(SuiteError, match=message):
+        court.open("alice", 50, docker_kernel.submit(pkg, "alice").artifact.id)
+    assert docker_kernel.balance("alice") == 1000 and court.escrows() == []
+
+
+NOT_JUDGEABLE = {
+    "test_money.py": """
+        import pytest
+
+        from sorter import Money
+
+
+        def test_cannot_add_a_bare_number():
+            with pytest.raises(TypeError):
+                Money(5) + 5
+
+
+        def test_not_equal_to_a_bare_number():
+            assert Money(5) != 5
+    """,
+}
+NEVER_IMPORTED = {"test_nothing.py": "def test_arithmetic():\n    assert 1 + 1 == 2\n"}
+
+
+@pytest.mark.parametrize(
+    "suite, reason",
+    [
+        (NOT_JUDGEABLE, "not judgeable: test_money.py::test_cannot_add_a_bare_number asked for `+`"),
+        (NEVER_IMPORTED, "no expected test called the deliverable's 'sorter'"),
+    ],
+)
+def test_what_the_judge_cannot_judge_is_refunded(
+    docker_kernel: Kernel, court: Court, make_pkg: PackageFactory, suite: dict, reason: str
+) -> None:
+    e = open_escrow(docker_kernel, court, make_pkg, suite)
+    money = "class Money:\n    def __init__(self, v):\n        self.v = v\n\n    def __add__(self, other):\n"
+    money += "        return Money(self.v + getattr(other, 'v', other))\n\n    def __ne__(self, other):\n"
+    money += "        return True\n\n\n"  # wrong: adds bare numbers, and differs from everything
+    deliver(docker_kernel, court, make_pkg, e.id, money + HONEST)
+    e = court.judge(e.id)
+    v = e.verdicts[0]
+    assert e.state == "refunded" and not v.passed and reason in v.reason, v.reason
+    assert docker_kernel.balance("alice") == 1000 and docker_kernel.balance("bob") == 100

@@ -35,7 +35,10 @@ class Reporter:
         self.collected = []
         self.collect_errors = []
         self.current = None
+        self.calls_at_start = 0
+        self.calls = {}  # requests to the deliverable made while each test ran
         self.broken_during = None
+        self.refused_during = None
 
     def pytest_collectreport(self, report):
         if report.failed:
@@ -47,6 +50,7 @@ class Reporter:
 
     def pytest_runtest_logstart(self, nodeid, location):
         self.current = nodeid
+        self.calls_at_start = self.peer.calls if self.peer is not None else 0
 
     def pytest_runtest_logreport(self, report):
         if report.nodeid not in self.phases:
@@ -56,11 +60,17 @@ class Reporter:
         if hasattr(report, "wasxfail"):
             entry["xfail"] = True
         self.phases[report.nodeid][report.when] = entry
+        if self.peer is not None:
+            self.calls[report.nodeid] = self.peer.calls - self.calls_at_start
         self.note_break(report.nodeid)
 
     def note_break(self, where):
-        if self.peer is not None and self.peer.broken is not None and self.broken_during is None:
+        if self.peer is None:
+            return
+        if self.peer.broken is not None and self.broken_during is None:
             self.broken_during = where
+        if self.peer.not_judgeable is not None and self.refused_during is None:
+            self.refused_during = where
 
     def link(self):
         if self.peer is None:
@@ -73,7 +83,31 @@ class Reporter:
             "bytes_in": p.bytes_in,
             "bytes_out": p.bytes_out,
             "untrusted_operations": p.untrusted_operations,
+            "not_judgeable": p.not_judgeable,
+            "not_judgeable_during": self.refused_during,
+            "calls_by_test": self.calls,
         }
+
+
+def resolved(target, remote):
+    """What the suite's `import target` found: the deliverable's module, something else, or nothing."""
+    module = sys.modules.get(target)
+    if module is None:
+        return "never imported"
+    if isinstance(module, remote):
+        return "deliverable"
+    return getattr(module, "__file__", None) or "a built-in module"
+
+
+def shadowed(target):
+    """Where a module of the target's top-level name already exists for the suite, if it does."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(target.partition(".")[0])
+    except (ImportError, ValueError):
+        return None
+    return None if spec is None else (spec.origin or "a namespace package")
 
 
 def connect(path):
@@ -91,7 +125,7 @@ def main():
 
     import pytest
 
-    peer = None
+    peer = found = None
     if mode == "judge":
         sys.path.insert(0, KERNEL_DIR)
         import kernel_wire
@@ -107,10 +141,14 @@ def main():
         )
         sys.meta_path.append(kernel_wire.RemoteFinder(peer, spec["modules"]))
     else:
+        found = shadowed(spec["target"])  # before the placeholder: would the real target be found first?
         sys.path.extend(spec["sys_path"])  # the placeholder stand-in, after everything real
     reporter = Reporter(peer)
     args = list(spec["args"]) + (["--collect-only"] if mode == "collect" else [])
     exit_code = int(pytest.main(args, plugins=[reporter]))
+    target = None
+    if mode == "judge":
+        target = resolved(spec["target"], kernel_wire.RemoteModule)
     body = {
         "mode": mode,
         "exit_code": exit_code,
@@ -118,6 +156,8 @@ def main():
         "collect_errors": reporter.collect_errors,
         "tests": {nodeid: reporter.phases[nodeid] for nodeid in reporter.order},
         "link": reporter.link(),
+        "target": target,
+        "shadowed": found if mode == "collect" else None,
     }
     report.sendall(json.dumps(body).encode())
     report.close()

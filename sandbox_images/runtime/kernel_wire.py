@@ -83,6 +83,16 @@ class LinkBroken(BaseException):
     """
 
 
+class NotJudgeable(BaseException):
+    """The suite asked for something the judge cannot carry across faithfully: an operator between
+    an object of the deliverable and a value of the suite's, or a value beyond the link's limits.
+
+    A BaseException, for the same reason as LinkBroken: a suite expecting TypeError or ValueError
+    must not take the judge's refusal for the deliverable's answer. The peer records it, and the
+    judgement is refunded with the reason.
+    """
+
+
 class Invalid(Exception):
     """What the peer sent is not a valid message; the link is broken."""
 
@@ -99,8 +109,8 @@ def _unb64(text):
         raise Invalid("bytes must be base64 text")
     try:
         return base64.b64decode(text.encode("ascii"), validate=True)
-    except (ValueError, UnicodeEncodeError) as exc:
-        raise Invalid(f"bad base64: {exc}") from None
+    except (ValueError, UnicodeEncodeError):
+        raise Invalid("bad base64") from None
 
 
 def _identifier(name, what="a name"):
@@ -268,6 +278,14 @@ class Encoder:
     def exception(self, exc, depth):
         if depth >= MAX_DEPTH:  # its arguments would be deeper than the receiver reads
             raise ValueError(f"the value nests deeper than {MAX_DEPTH} levels and cannot cross to the other process")
+        origin = getattr(exc, "__dict__", {}).get("_wire_origin")
+        if origin is not None and origin[0] is self.peer:
+            return ["o", origin[1]]  # the receiver's own exception, come back: the very object it raised
+        if self.peer.strict and not exc.__dict__.get("_wire_own"):
+            # The suite's exceptions carry its assertions' explanations (expected values): the
+            # deliverable gets the class alone, and the object back if it lets the exception through.
+            number = self.peer.export(exc)
+            return ["X", self.cls(type(exc), depth), [], "", number, None]
         try:
             raw = exc.args
             if isinstance(exc, OSError) and exc.filename is not None:  # kept out of args by OSError itself
@@ -342,11 +360,13 @@ class Decoder:
             raise Invalid("a value that is neither JSON scalar nor tagged")
         handler = DECODERS.get(data[0])
         if handler is None:
-            raise Invalid(f"an unknown tag {data[0][:20]!r}")
+            raise Invalid("an unknown tag")
         try:
             return handler(self, data, depth + 1)
         except (TypeError, ValueError, ArithmeticError, IndexError, KeyError) as exc:
-            raise Invalid(f"a malformed {data[0][:20]!r} value ({type(exc).__name__}: {str(exc)[:200]})") from None
+            # The reason names the kind of fault, never the peer's text: it could carry the suite's
+            # private values (or anything) into the public verdict.
+            raise Invalid(f"a malformed {data[0]!r} value ({type(exc).__name__})") from None
 
     def seq(self, items, depth):
         if not isinstance(items, list):
@@ -618,16 +638,29 @@ def _forward(name):
     return method
 
 
+_SYMBOLS = {"__eq__": "==", "__ne__": "!=", "__lt__": "<", "__le__": "<=", "__gt__": ">", "__ge__": ">="}
+for _op, _symbol in zip(
+    "add sub mul matmul truediv floordiv mod divmod pow lshift rshift and xor or".split(),  # noqa: SIM905
+    "+ - * @ / // % divmod ** << >> & ^ |".split(),  # noqa: SIM905
+    strict=True,
+):
+    _SYMBOLS.update({f"__{_op}__": _symbol, f"__r{_op}__": _symbol, f"__i{_op}__": f"{_symbol}="})
+
+
 def _operator(name):
     """A comparison or arithmetic operator: the other side's object never sees a value of ours
     through it (it could answer whatever the suite expects), so against anything but the other
-    side's own objects it is not forwarded: ``==`` is false, ``!=`` true, the rest TypeError."""
+    side's own objects it is refused with NotJudgeable, which fails the test and the judgement."""
 
     def method(self, *args):
         peer = _peer_of(self)
         if peer.strict and not all(_same_side(a, peer) for a in args[:1]):
             peer.untrusted_operations += 1
-            return NotImplemented
+            symbol, theirs, ours = _SYMBOLS.get(name, name), type(self).__name__, type(args[0]).__name__
+            peer.refuse(
+                f"`{symbol}` between an object of the deliverable ({theirs}) and a value of the suite's ({ours}):"
+                " the deliverable would answer it knowing the suite's value; compare plain values instead"
+            )
         return peer.request("op", _rid(self), name, list(args))
 
     method.__name__ = name
@@ -647,7 +680,7 @@ def _call(self, *args, **kwargs):
 def _exit(self, exc_type, exc, tb):
     # A traceback would hand the other side our frames; send the exception, never its traceback.
     peer = _peer_of(self)
-    suppress = peer.request("op", _rid(self), "__exit__", [exc_type, exc, None])
+    suppress = bool(peer.request("op", _rid(self), "__exit__", [exc_type, exc, None]))  # asked once
     if suppress and exc is not None and peer.strict and getattr(exc, "__dict__", {}).get("_wire_raised_by") is not peer:
         peer.untrusted_operations += 1  # a context manager of the deliverable never swallows the suite's error
         return False
@@ -764,6 +797,7 @@ class Peer:
         self.next_rid = 0
         self.heard = False
         self.broken = None
+        self.not_judgeable = None  # the first thing the suite asked that the judge cannot carry across
         self.calls = self.bytes_in = self.bytes_out = self.untrusted_operations = 0
 
     # exports and stand-ins
@@ -857,6 +891,8 @@ class Peer:
         if stand_in:
             exc.__dict__.update(_wire_message=message, _wire_id=number)
         exc.__dict__["_wire_raised_by"] = self  # the other side raised it: its context managers may suppress it
+        if not self.strict and number is not None:
+            exc.__dict__["_wire_origin"] = (self, number)  # sent back as the suite's own object
         if tb:
             exc.__notes__ = [f"raised in the deliverable's process:\n{tb[-MAX_TEXT:]}"]
         return exc
@@ -914,11 +950,17 @@ class Peer:
         self.bytes_in += size + 4
         try:
             message = json.loads(data)
-        except (ValueError, RecursionError) as exc:
-            self._break(f"the deliverable's process sent a message that is not JSON ({str(exc)[:200]})")
+        except (ValueError, RecursionError):
+            self._break("the deliverable's process sent a message that is not JSON")
         if not isinstance(message, list) or len(message) < 3 or message[0] not in ("q", "r", "x"):
             self._break("the deliverable's process sent a malformed message")
         return message
+
+    def refuse(self, reason):
+        """Raise NotJudgeable, remembering the first reason for the report."""
+        if self.not_judgeable is None:
+            self.not_judgeable = reason
+        raise NotJudgeable(reason)
 
     def _break(self, reason):
         if self.broken is None:  # the reason may quote the peer: never let it carry unencodable text
@@ -929,13 +971,18 @@ class Peer:
     def request(self, op, target, *payload):
         if self.broken is not None:
             raise LinkBroken(self.broken)
-        if self.depth >= MAX_NESTING:
-            raise RecursionError(f"calls between the suite and the deliverable nest deeper than {MAX_NESTING}")
-        self.next_rid += 1
-        rid = self.next_rid
-        encoder = Encoder(self)
-        body = [encoder.value(p) for p in payload]
-        self._send(["q", rid, op, target, *body], encoder)
+        try:
+            if self.depth >= MAX_NESTING:
+                raise RecursionError(f"calls between the suite and the deliverable nest deeper than {MAX_NESTING}")
+            self.next_rid += 1
+            rid = self.next_rid
+            encoder = Encoder(self)
+            body = [encoder.value(p) for p in payload]
+            self._send(["q", rid, op, target, *body], encoder)
+        except (ValueError, RecursionError) as exc:
+            if self.strict:  # not the deliverable's answer: the judge could not ask the question
+                self.refuse(f"the suite's call could not cross to the deliverable: {exc}")
+            raise
         self.calls += 1
         self.depth += 1
         try:
@@ -970,8 +1017,8 @@ class Peer:
                 if not 0 <= item[0] < len(containers):
                     raise Invalid("an update of a container not sent")
                 news.append((containers[item[0]], decoder.contents(containers[item[0]], item[1])))
-        except (Exception, RecursionError) as exc:  # noqa: BLE001 - whatever it sent, it is not a value
-            self._break(f"the deliverable's process sent an invalid value: {str(exc)[:300]}")
+        except (Exception, RecursionError, NotJudgeable) as exc:  # noqa: BLE001 - whatever it sent, it is not a value
+            self._break(f"the deliverable's process sent an invalid value: {_fault(exc)}")
         for original, new in news:
             _replace(original, new)
         if message[0] == "x":
@@ -1004,11 +1051,13 @@ class Peer:
             known = {id(c): i for i, c in enumerate(decoder.memo)}
             snapshots = [json.dumps(Encoder(self, known).contents(c)) for c in decoder.memo]
         except (Exception, RecursionError) as exc:  # noqa: BLE001 - whatever it sent, it is not a request
-            self._break(f"the deliverable's process sent an invalid request: {str(exc)[:300]}")
+            self._break(f"the deliverable's process sent an invalid request: {_fault(exc)}")
         try:
             result, failed = self._perform(op, target, payload), False
         except LinkBroken:
             raise
+        except NotJudgeable as exc:  # recorded already (the judgement is refunded); the link stays in step
+            result, failed = _own(RuntimeError(f"the judge cannot carry this across: {exc}")), True
         except Invalid as exc:
             self._break(f"the deliverable's process sent an invalid request: {exc}")
         except BaseException as exc:  # noqa: BLE001 - the other side's error goes back to it
@@ -1029,23 +1078,23 @@ class Peer:
     def _perform(self, op, target, payload):
         if op == "import":
             if self.strict:
-                raise PermissionError("the suite's process imports nothing for the deliverable")
+                raise _own(PermissionError("the suite's process imports nothing for the deliverable"))
             (name,) = payload
             module = importlib.import_module(_text(name, "a module name"))
             return [module, hasattr(module, "__path__")]
         obj = self.exported(target)
         if self.strict and target not in self.handed:
-            raise PermissionError("the suite's process only lets the deliverable use what the suite handed it")
+            raise _own(PermissionError("the suite's process only lets the deliverable use what the suite handed it"))
         if op == "call":
             args, kwargs = payload
             if not isinstance(args, list) or not isinstance(kwargs, dict):
                 raise Invalid("malformed call arguments")
             if not callable(obj):
-                raise TypeError(f"'{type(obj).__name__}' object is not callable")
+                raise _own(TypeError(f"'{type(obj).__name__}' object is not callable"))
             return obj(*args, **{_text(k, "a keyword"): v for k, v in kwargs.items()})
         if op == "exports":
             if self.strict:
-                raise PermissionError("the suite's process lists nothing for the deliverable")
+                raise _own(PermissionError("the suite's process lists nothing for the deliverable"))
             return _exports(obj)
         if op == "op":
             name, args = payload
@@ -1053,7 +1102,7 @@ class Peer:
                 raise Invalid("a special method that is not forwarded")
             method = getattr(type(obj), name, None)
             if method is None:
-                raise TypeError(f"'{type(obj).__name__}' object has no {name}")
+                raise _own(TypeError(f"'{type(obj).__name__}' object has no {name}"))
             return method(obj, *args)
         name = _text(payload[0], "an attribute name")
         if self.strict:
@@ -1070,17 +1119,33 @@ class Peer:
         """The suite's side serves public attributes of the suite's own objects, nothing else."""
         cls = obj if isinstance(obj, type) else type(obj)
         if name.startswith("_") or isinstance(obj, types.ModuleType) or not self._suite_class(cls):
-            raise AttributeError(f"the suite's process does not show attribute {name!r} of this object")
+            raise _own(AttributeError(f"the suite's process does not show attribute {name!r} of this object"))
+
+
+def _own(exc):
+    """An exception of the wire's own (a refusal): its words are ours, so the other side may read them."""
+    exc.__dict__["_wire_own"] = True
+    return exc
+
+
+def _fault(exc):
+    """What went wrong, in the wire's own words only (an Invalid's text is ours; others are named)."""
+    return str(exc) if isinstance(exc, (Invalid, NotJudgeable)) else f"{type(exc).__name__} while decoding it"
 
 
 def _replace(original, new):
+    """New contents into the caller's own container, through the base type's methods: a subclass's
+    overrides (Counter.update counts, a custom __setitem__) are not what copying back means."""
     if isinstance(original, list):
-        original[:] = new
-    elif isinstance(original, (dict, set)):
-        original.clear()
-        original.update(new)
+        list.__setitem__(original, slice(None), new)
+    elif isinstance(original, dict):
+        dict.clear(original)
+        dict.update(original, new)
+    elif isinstance(original, set):
+        set.clear(original)
+        set.update(original, new)
     else:
-        original[:] = new
+        bytearray.__setitem__(original, slice(None), new)
 
 
 def _exports(module):
