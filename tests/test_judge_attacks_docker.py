@@ -28,6 +28,7 @@ court = base.court  # the fixture, shared with the judiciary's own Docker tests
 
 NOT_PASSED = "did not pass"
 LINK_BROKE = "link to the deliverable broke"
+NOT_JUDGEABLE = "not judgeable"
 ENDED = "the deliverable's process ended"
 
 # -- suites -------------------------------------------------------------------------------
@@ -259,7 +260,7 @@ class Attack(NamedTuple):
     suite: dict[str, str] | None = None
     limits: dict[str, int] | None = None
     outcomes: list[str] | None = None  # the verdict's per-test outcomes, when predictable
-    untrusted: bool = False  # the suite's side refused to ask the deliverable's objects about its own values
+    untrusted: bool = False  # the suite's side refused an operator between the deliverable's object and its value
 
 
 # -- 1. secrets from frames and gc, then a forged report ------------------------------------------
@@ -624,7 +625,7 @@ REFERENCE = {
                         return iter([1, 2, 3])
             """
         },
-        (NOT_PASSED,),
+        (NOT_JUDGEABLE,),
         code=sort_body("return Equal() if len(items) % 2 else [Equal() for _ in items]"),
         suite=REF_SUITE,
         untrusted=True,
@@ -655,7 +656,7 @@ REFERENCE = {
                     __hash__ = None
             """
         },
-        (NOT_PASSED,),
+        (NOT_JUDGEABLE,),
         code=sort_body("return list(items)"),
         suite=REF_SUITE,
         untrusted=True,

@@ -18,8 +18,8 @@ from tests.conftest import PackageFactory
 
 pytestmark = pytest.mark.docker
 
-CROSSINGS: dict[str, tuple[str, dict[str, str], str, str]] = {
-    # name: (target, suite files, honest module, wrong module)
+CROSSINGS: dict[str, tuple[str, dict[str, str], str, list[tuple[str, str]]]] = {
+    # name: (target, suite files, honest module, the edits that make it wrong)
     "functions_and_callbacks": (
         "stats",
         {
@@ -80,26 +80,12 @@ CROSSINGS: dict[str, tuple[str, dict[str, str], str, str]] = {
             def describe(data):
                 return "mean " + fmt(mean(data))
         """,
-        """
-            VERSION = (1, 0)
-
-            def mean(data):
-                if not data:
-                    raise ValueError("mean of empty data")
-                return sum(data) / len(data)
-
-            def median(data):
-                return sorted(data)[len(data) // 2]
-
-            def sort_by(items, key):
-                return sorted(items, key=key)
-
-            def fmt(x):
-                return str(x)
-
-            def describe(data):
-                return "mean " + fmt(mean(data))
-        """,
+        [
+            (
+                "    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2",
+                "    return s[mid]",  # the upper middle of an even list
+            )
+        ],
     ),
     "classes_and_instances": (
         "shapes",
@@ -170,35 +156,7 @@ CROSSINGS: dict[str, tuple[str, dict[str, str], str, str]] = {
                     pts = self.points
                     return sum(math.dist((a.x, a.y), (b.x, b.y)) for a, b in zip(pts, pts[1:] + pts[:1]))
         """,
-        """
-            import math
-            from dataclasses import dataclass
-
-            @dataclass(frozen=True)
-            class Point:
-                x: float
-                y: float
-
-                def __add__(self, other):
-                    return Point(self.x + other.x, self.y + other.y)
-
-            class Polygon:
-                def __init__(self, points):
-                    self.points = list(points)
-
-                def __len__(self):
-                    return len(self.points)
-
-                def __iter__(self):
-                    return iter(self.points)
-
-                def __contains__(self, p):
-                    return p in self.points
-
-                def perimeter(self):  # forgets the closing edge
-                    pts = self.points
-                    return sum(math.dist((a.x, a.y), (b.x, b.y)) for a, b in zip(pts, pts[1:]))
-        """,
+        [("zip(pts, pts[1:] + pts[:1])", "zip(pts, pts[1:])")],  # forgets the closing edge
     ),
     "exceptions": (
         "bank",
@@ -255,24 +213,10 @@ CROSSINGS: dict[str, tuple[str, dict[str, str], str, str]] = {
                         raise InsufficientFunds(amount - self.balance)
                     self.balance -= amount
         """,
-        """
-            class BankError(Exception):
-                pass
-
-            class InsufficientFunds(BankError):
-                def __init__(self, shortfall):
-                    super().__init__(f"short by {shortfall}")
-                    self.shortfall = shortfall
-
-            class Account:
-                def __init__(self, balance):
-                    self.balance = balance
-
-                def withdraw(self, amount):
-                    if amount <= 0:
-                        raise ValueError("amounts must be positive")
-                    self.balance -= amount  # no overdraft check
-        """,
+        [
+            ("raise BadAmount(", "raise ValueError("),
+            ("        if amount > self.balance:\n            raise InsufficientFunds(amount - self.balance)\n", ""),
+        ],
     ),
     "generators": (
         "seq",
@@ -311,18 +255,7 @@ CROSSINGS: dict[str, tuple[str, dict[str, str], str, str]] = {
                 for i in range(0, len(items), n):
                     yield items[i:i + n]
         """,
-        """
-            def fib():
-                a, b = 1, 1
-                while True:
-                    yield a
-                    a, b = b, a + b
-
-            def chunks(items, n):
-                items = list(items)
-                for i in range(0, len(items) - 1, n):
-                    yield items[i:i + n]
-        """,
+        [("a, b = 0, 1", "a, b = 1, 1"), ("range(0, len(items), n)", "range(0, len(items) - 1, n)")],
     ),
     "star_import": (
         "textops",
@@ -348,15 +281,10 @@ CROSSINGS: dict[str, tuple[str, dict[str, str], str, str]] = {
             def title(text):
                 return " ".join(w.capitalize() for w in text.split())
         """,
-        """
-            __all__ = ["words", "title"]
-
-            def words(text):
-                return text.split(" ")
-
-            def title(text):
-                return text.title()
-        """,
+        [
+            ("return text.split()\n", 'return text.split(" ")\n'),
+            ('" ".join(w.capitalize() for w in text.split())', "text.title()"),
+        ],
     ),
     "in_place_mutation": (
         "inplace",
@@ -407,17 +335,11 @@ CROSSINGS: dict[str, tuple[str, dict[str, str], str, str]] = {
             def register(registry, name):
                 registry[name] = registry.get(name, 0) + 1
         """,
-        """
-            def sort_in_place(items):
-                return sorted(items)
-
-            def dedupe_in_place(items):
-                return list(dict.fromkeys(items))
-
-            def register(registry, name):
-                registry = dict(registry)
-                registry[name] = registry.get(name, 0) + 1
-        """,
+        [
+            ("    items.sort()", "    return sorted(items)"),  # returns a sorted copy instead
+            ("    items[:] = seen\n    return items", "    return seen"),
+            ("    registry[name] = ", "    registry = dict(registry)\n    registry[name] = "),
+        ],
     ),
 }
 
@@ -438,7 +360,11 @@ def judged(k: Kernel, court: Court, make_pkg: PackageFactory, target: str, suite
 def test_crossing_suites_pay_the_honest_and_refund_the_wrong(
     docker_kernel: Kernel, make_pkg: PackageFactory, name: str
 ) -> None:
-    target, suite, honest, wrong = CROSSINGS[name]
+    target, suite, honest, edits = CROSSINGS[name]
+    wrong = textwrap.dedent(honest)
+    for old, new in edits:
+        assert wrong.count(old) == 1, old
+        wrong = wrong.replace(old, new)
     court = Court(docker_kernel)
     e, v = judged(docker_kernel, court, make_pkg, target, suite, honest)
     assert e.state == "released" and v.passed, v.reason
