@@ -29,6 +29,8 @@ class LinkRecord(BaseModel):
     untrusted_operations: int = 0  # ==, <, +, ... between an object of the deliverable and a value of the suite's
     broken: str | None = None  # why the deliverable's side broke the link, if it did
     broken_during: str | None = None  # the test (or collection) during which it broke
+    not_judgeable: str | None = None  # the first thing the suite asked that the judge cannot carry across
+    not_judgeable_during: str | None = None
 
 
 class SuiteRun(BaseModel):

@@ -5,8 +5,8 @@ limits. The suite's container holds the suite (a per-judgement copy, read-only) 
 /judge/tests, the launcher's spec at /kernel/in and a scratch workspace at /work; pytest
 runs there with rootdir and confcutdir at /judge/tests and the judiciary's own ini file.
 No file of the deliverable is in it. The deliverable's container (its own user, its own
-workspace) holds the package at /kernel/pkg and serves its modules over a link that the
-kernel relays; the suite imports the target as a stand-in whose calls cross that link.
+workspace) holds the package at /kernel/pkg and serves the target module over a link that
+the kernel relays; the suite imports the target as a stand-in whose calls cross that link.
 The outcome comes back over a report socket only the launcher holds, and is read after
 the deliverable's container is gone. Collection at open runs the suite's container alone,
 against a placeholder for the target.
@@ -122,7 +122,8 @@ class SuiteRunner:
                 f" ({body['shadowed']}): the suite would test that instead of the deliverable; name the"
                 " deliverable's module differently."
             )
-        if any(p in store.read_files(self.s.settings, tests.id) for p in store.module_files(tests.target)):
+        suite_files = store.read_files(self.s.settings, tests.id)
+        if any(p in suite_files for p in store.module_files(tests.target)):
             raise SuiteError(
                 f"the suite ships its own module '{tests.target}', which would shadow the deliverable's;"
                 " remove it from the tests artifact."
@@ -147,16 +148,17 @@ class SuiteRunner:
             untrusted_operations=int(link.get("untrusted_operations") or 0),
             broken=link.get("broken"),
             broken_during=link.get("broken_during"),
+            not_judgeable=link.get("not_judgeable"),
+            not_judgeable_during=link.get("not_judgeable_during"),
         )
         if raw.deliverable_problem:  # the likely cause of whatever else went wrong
             run.problem = raw.deliverable_problem
         elif run.link.broken and (run.problem is None or run.status == "ok"):
             where = f" during {run.link.broken_during}" if run.link.broken_during else ""
             run.problem = f"the link to the deliverable broke{where}: {run.link.broken}"
-        elif link.get("not_judgeable") and run.status == "ok":
-            during = link.get("not_judgeable_during")
-            where = f" {during}" if during else " the suite"
-            run.problem = f"not judgeable:{where} asked for {link['not_judgeable']}"
+        elif run.link.not_judgeable and run.status == "ok":
+            where = f" {run.link.not_judgeable_during}" if run.link.not_judgeable_during else " the suite"
+            run.problem = f"not judgeable:{where} asked for {run.link.not_judgeable}"
         elif run.problem is None and raw.body is not None and all(t.outcome == "passed" for t in run.tests):
             run.problem = untested(raw.body, tests.target or "", expected)  # a pass must have tested the deliverable
         return run
