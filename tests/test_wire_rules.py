@@ -168,7 +168,7 @@ def test_exceptions_that_would_steer_pytest_arrive_as_runtime_error(link, name: 
         m.g()
 
 
-def test_its_context_managers_cannot_swallow_the_suites_errors(link) -> None:  # type: ignore[no-untyped-def]
+def test_its_context_managers_cannot_swallow_errors_in_the_suites_block(link) -> None:  # type: ignore[no-untyped-def]
     m = link(
         """
         class Swallow:
@@ -187,12 +187,13 @@ def test_its_context_managers_cannot_swallow_the_suites_errors(link) -> None:  #
             raise Oops("its own")
         """
     ).module()
-    with pytest.raises(AssertionError), m.Swallow():
+    with pytest.raises(wire.NotJudgeable, match="suppressing AssertionError"), m.Swallow():
         raise AssertionError("the suite's check failed")
     with pytest.raises(AssertionError), m.FlipSwallow():  # its answer is asked once, then judged
         raise AssertionError("asked once, answered once")
-    with m.Swallow():
-        m.fail()  # an error of its own may be suppressed by its own context manager
+    with pytest.raises(wire.NotJudgeable), m.Swallow():
+        m.fail()  # even its own error: suppressing it would skip the checks after it
+        raise AssertionError("never reached")
 
 
 def test_it_uses_only_what_the_suite_handed_it(link) -> None:  # type: ignore[no-untyped-def]
@@ -272,3 +273,53 @@ def test_a_broken_link_reason_never_quotes_the_deliverable(link) -> None:  # typ
     with pytest.raises(wire.LinkBroken):
         lk.module().f()
     assert "malformed 'S' value (ValueError)" in lk.peer.broken  # named, never quoted: no text of the peer's
+
+
+def test_inherited_attributes_of_the_suites_objects_are_not_served(link) -> None:  # type: ignore[no-untyped-def]
+    import unittest
+
+    class Listener(unittest.TestCase):
+        expected = [1, 2, 3]
+
+        def placed(self, item: int) -> None:
+            self.seen.append(item)
+
+    m = link(
+        """
+        def probe(listener):
+            out = {}
+            for name in ("assertEqual", "expected", "placed"):
+                try:
+                    value = getattr(listener, name)
+                    out[name] = "got"
+                except Exception as exc:
+                    out[name] = type(exc).__name__
+            try:
+                listener.assertEqual = len
+                out["set"] = "set"
+            except Exception as exc:
+                out["set"] = type(exc).__name__
+            return out
+        """
+    ).module()
+    listener = Listener()
+    assert m.probe(listener) == {"assertEqual": "AttributeError", "expected": "got", "placed": "got",
+                                 "set": "PermissionError"}  # fmt: skip
+    assert listener.assertEqual.__func__ is unittest.TestCase.assertEqual
+
+
+def test_a_phase_reported_twice_keeps_its_worst_outcome() -> None:
+    sys.path.insert(0, str(RUNTIME))
+    try:
+        import kernel_judge
+    finally:
+        sys.path.remove(str(RUNTIME))
+
+    class Report:
+        def __init__(self, when: str, outcome: str):
+            self.nodeid, self.when, self.outcome, self.duration = "t.py::test_sub", when, outcome, 0.1
+
+    reporter = kernel_judge.Reporter(None)
+    for when, outcome in [("setup", "passed"), ("call", "failed"), ("call", "passed"), ("teardown", "passed")]:
+        reporter.pytest_runtest_logreport(Report(when, outcome))  # a failing subtest, then the test's own call
+    assert reporter.phases["t.py::test_sub"]["call"]["outcome"] == "failed"

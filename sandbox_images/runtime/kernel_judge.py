@@ -25,6 +25,9 @@ REPORT = "/kernel/report.sock"
 LINK = "/kernel/link.sock"
 
 
+WORSE = ["failed", "skipped", "passed"]
+
+
 class Reporter:
     """A pytest plugin: every phase of every test, collection errors, and the link's state."""
 
@@ -59,7 +62,9 @@ class Reporter:
         entry = {"outcome": report.outcome, "duration": round(report.duration, 6)}
         if hasattr(report, "wasxfail"):
             entry["xfail"] = True
-        self.phases[report.nodeid][report.when] = entry
+        earlier = self.phases[report.nodeid].get(report.when)
+        if earlier is None or WORSE.index(entry["outcome"]) <= WORSE.index(earlier["outcome"]):
+            self.phases[report.nodeid][report.when] = entry  # a phase reported twice (subtests) keeps its worst
         if self.peer is not None:
             self.calls[report.nodeid] = self.peer.calls - self.calls_at_start
         self.note_break(report.nodeid)

@@ -654,7 +654,8 @@ def _operator(name):
 
     def method(self, *args):
         peer = _peer_of(self)
-        if peer.strict and not all(_same_side(a, peer) for a in args[:1]):
+        operands = args[:1] + tuple(a for a in args[1:] if a is not None)  # pow(x, y, modulo): every operand
+        if peer.strict and not all(_same_side(a, peer) for a in operands):
             peer.untrusted_operations += 1
             symbol, theirs, ours = _SYMBOLS.get(name, name), type(self).__name__, type(args[0]).__name__
             peer.refuse(
@@ -681,9 +682,11 @@ def _exit(self, exc_type, exc, tb):
     # A traceback would hand the other side our frames; send the exception, never its traceback.
     peer = _peer_of(self)
     suppress = bool(peer.request("op", _rid(self), "__exit__", [exc_type, exc, None]))  # asked once
-    if suppress and exc is not None and peer.strict and getattr(exc, "__dict__", {}).get("_wire_raised_by") is not peer:
-        peer.untrusted_operations += 1  # a context manager of the deliverable never swallows the suite's error
-        return False
+    if suppress and exc is not None and peer.strict:
+        # Suppressing skips the rest of the suite's `with` block: the checks after the raise would
+        # never run. Whose exception it was does not matter.
+        peer.untrusted_operations += 1
+        peer.refuse(f"a context manager of the deliverable ({type(self).__name__}) suppressing {exc_type.__name__}")
     return suppress
 
 
@@ -1106,7 +1109,7 @@ class Peer:
             return method(obj, *args)
         name = _text(payload[0], "an attribute name")
         if self.strict:
-            self._check_attribute(obj, name)
+            self._check_attribute(obj, name, op)
         if op == "get":
             return getattr(obj, name)
         if op == "set":
@@ -1115,10 +1118,18 @@ class Peer:
         delattr(obj, name)
         return None
 
-    def _check_attribute(self, obj, name):
-        """The suite's side serves public attributes of the suite's own objects, nothing else."""
-        cls = obj if isinstance(obj, type) else type(obj)
-        if name.startswith("_") or isinstance(obj, types.ModuleType) or not self._suite_class(cls):
+    def _check_attribute(self, obj, name, op):
+        """The suite's side shows public attributes that the suite's own files define (on the object,
+        or on a class of the suite's in its MRO), nothing inherited from elsewhere (unittest's
+        assertEqual, say), and lets nothing of the suite's be set or deleted."""
+        if op != "get":
+            raise _own(PermissionError(f"the deliverable may not change attribute {name!r} of the suite's objects"))
+        owner = None
+        if not isinstance(obj, type) and name in getattr(obj, "__dict__", {}):
+            owner = type(obj)
+        else:
+            owner = next((k for k in (obj if isinstance(obj, type) else type(obj)).__mro__ if name in k.__dict__), None)
+        if name.startswith("_") or isinstance(obj, types.ModuleType) or owner is None or not self._suite_class(owner):
             raise _own(AttributeError(f"the suite's process does not show attribute {name!r} of this object"))
 
 
