@@ -893,7 +893,6 @@ class Peer:
                 return RuntimeError(said)
         if stand_in:
             exc.__dict__.update(_wire_message=message, _wire_id=number)
-        exc.__dict__["_wire_raised_by"] = self  # the other side raised it: its context managers may suppress it
         if not self.strict and number is not None:
             exc.__dict__["_wire_origin"] = (self, number)  # sent back as the suite's own object
         if tb:
