@@ -70,7 +70,7 @@ def link_line(index: int | None, run: SuiteRun) -> str:
         f" {link.bytes_to_deliverable} B to the deliverable, {link.bytes_to_suite} B back"
     )
     if link.untrusted_operations:
-        text += f", {link.untrusted_operations} operators between its objects and the suite's values (not delegated)"
+        text += f", {link.untrusted_operations} operators between its objects and the suite's values (refused)"
     return text
 
 

@@ -26,7 +26,7 @@ class LinkRecord(BaseModel):
     calls: int = 0  # requests the suite's side made (imports, attributes, calls, special methods)
     bytes_to_deliverable: int = 0
     bytes_to_suite: int = 0
-    untrusted_operations: int = 0  # ==, <, +, ... between an object of the deliverable and a value of the suite's
+    untrusted_operations: int = 0  # ==, <, +, suppressing __exit__...: refused between its objects and the suite's
     broken: str | None = None  # why the deliverable's side broke the link, if it did
     broken_during: str | None = None  # the test (or collection) during which it broke
     not_judgeable: str | None = None  # the first thing the suite asked that the judge cannot carry across

@@ -70,7 +70,7 @@ class SandboxOutcome(BaseModel):
 
     @property
     def stopped_by_kernel(self) -> bool:
-        """The kernel ended the run for a limit, so the runner never reported an exit."""
+        """The kernel ended the run (a limit, or a ``Stop``), so the runner never reported an exit."""
         return self.timed_out or self.cpu_exceeded or self.output_exceeded or self.pids_exhausted or self.stopped
 
 

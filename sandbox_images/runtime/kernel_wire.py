@@ -773,10 +773,11 @@ class Peer:
     """One end of the link. Single-threaded: a request waits for its answer and serves the
     other side's requests (callbacks) that arrive meanwhile.
 
-    ``strict`` (the suite's side): the other side's objects are not asked about our values
-    (``==`` and ordering against anything but its own objects are not forwarded), and our
-    objects are served narrowly: calls, special methods, and public attributes of the
-    suite's own classes only; no imports, no tracebacks.
+    ``strict`` (the suite's side): the other side's objects are never asked about our values
+    (operators against anything but its own objects raise NotJudgeable), its context
+    managers suppress nothing, and our objects are served narrowly: only what the suite
+    handed over; calls, special methods, and public attributes the suite's own files define,
+    read-only; no imports; our exceptions without their messages, never a traceback.
     """
 
     def __init__(
