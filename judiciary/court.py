@@ -28,16 +28,29 @@ from kernel.errors import InsufficientFunds, InvalidInput
 from kernel.models import Artifact
 
 LIVE = ("open", "delivered", "judged", "disputed")
-DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+DURATION = re.compile(r"\s*([0-9]{1,12})\s*([smhd])\s*")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_duration(text: str) -> int:
-    """'90s', '10m', '2h', '3d' -> seconds."""
-    match = DURATION.match(text)
+def parse_duration(text: str, maximum: int | None = None, what: str = "a duration") -> int:
+    """'90s', '10m', '2h', '3d' -> seconds, at most ``maximum`` (settings.max_escrow_seconds)."""
+    match = DURATION.fullmatch(text)
     if not match:
-        raise InvalidInput(f"'{text}' is not a duration: use a whole number with s, m, h or d (e.g. 2h).")
-    return int(match.group(1)) * UNITS[match.group(2)]
+        raise InvalidInput(f"{text!r} is not a duration: use a whole number with s, m, h or d (e.g. 2h).")
+    seconds = int(match.group(1)) * UNITS[match.group(2)]
+    if maximum is not None and seconds > maximum:
+        raise InvalidInput(
+            f"{what} of {text.strip()} is longer than the longest allowed, {human_seconds(maximum)}"
+            " (setting KERNEL_MAX_ESCROW_SECONDS); give a shorter one."
+        )
+    return seconds
+
+
+def human_seconds(seconds: int) -> str:
+    for unit in ("d", "h", "m"):
+        if seconds % UNITS[unit] == 0:
+            return f"{seconds // UNITS[unit]}{unit}"
+    return f"{seconds}s"
 
 
 def escrow_holds(db: Database) -> dict[str, str]:
@@ -109,8 +122,7 @@ class Court:
     ) -> Escrow:
         """Collect the suite's test ids in a sandbox, then move ``amount`` into a hold."""
         ledger.require_principal(self.db, buyer)
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-            raise InvalidInput("--amount must be a positive whole number of scrip.")
+        self.k.settings.bounds.amount(amount, "--amount")
         tests = store.get(self.db, tests_ref)
         if tests.kind != "tests":
             raise InvalidInput(
@@ -118,8 +130,9 @@ class Court:
             )
         if self.k.balance(buyer) < amount:
             raise InsufficientFunds(f"{buyer} has {self.k.balance(buyer)} scrip and cannot lock {amount}.")
-        deadline_at = stamp(parse_duration(deadline)) if deadline else None
-        window = parse_duration(dispute_window)
+        longest = self.k.settings.max_escrow_seconds
+        deadline_at = stamp(parse_duration(deadline, longest, "--deadline")) if deadline else None
+        window = parse_duration(dispute_window, longest, "--dispute-window")
         expected = self._runner().collect(tests)
         escrow_id = secrets.token_hex(8)
         with self.db.transaction() as conn:
@@ -149,9 +162,9 @@ class Court:
         self._check_provides(art, tests.target or "")
         with self.db.transaction() as conn:
             changed = conn.execute(
-                "UPDATE escrows SET state = 'delivered', worker = ?, deliverable_id = ?, updated_at = ?"
+                "UPDATE escrows SET state = 'delivered', worker = ?, deliverable_id = ?, judge_by = ?, updated_at = ?"
                 " WHERE id = ? AND state = 'open'",
-                (worker, art.id, now(), escrow.id),
+                (worker, art.id, self._judge_by(), now(), escrow.id),
             ).rowcount
             if not changed:
                 raise EscrowStateError(f"escrow {escrow.id} changed meanwhile; show it and try again.")
@@ -191,9 +204,9 @@ class Court:
             raise EscrowStateError(f"escrow {escrow.id} {why}; only a judged escrow within its window can be disputed.")
         with self.db.transaction() as conn:
             changed = conn.execute(
-                "UPDATE escrows SET state = 'disputed', disputed_by = ?, dispute_reason = ?, updated_at = ?"
-                " WHERE id = ? AND state = 'judged'",
-                (principal, reason, now(), escrow.id),
+                "UPDATE escrows SET state = 'disputed', disputed_by = ?, dispute_reason = ?, judge_by = ?,"
+                " updated_at = ? WHERE id = ? AND state = 'judged'",
+                (principal, reason, self._judge_by(), now(), escrow.id),
             ).rowcount
             if not changed:
                 raise EscrowStateError(f"escrow {escrow.id} changed meanwhile; show it and try again.")
@@ -229,6 +242,9 @@ class Court:
                     "UPDATE escrows SET judging = NULL WHERE id = ? AND judging = ?", (escrow.id, process.token())
                 )
         return self.show(escrow.id)
+
+    def _judge_by(self) -> str:
+        return stamp(self.k.settings.judge_within_seconds)
 
     def _claim(self, escrow: Escrow) -> None:
         with self.db.transaction() as conn:
@@ -272,16 +288,18 @@ class Court:
         assert to is not None
         row = ledger.settle_hold(conn, f"escrow:{escrow.id}", to, kind=kind, memo=f"escrow {escrow.id}")
         conn.execute(
-            "UPDATE escrows SET state = ?, settles_at = NULL, updated_at = ? WHERE id = ?", (state, now(), escrow.id)
+            "UPDATE escrows SET state = ?, settles_at = NULL, judge_by = NULL, updated_at = ? WHERE id = ?",
+            (state, now(), escrow.id),
         )
         self._event(conn, escrow.id, state, None, f"{escrow.amount} scrip to {to}")
         return [row] if row is not None else []
 
     # -- time ---------------------------------------------------------------------------
     def expire(self) -> list[Escrow]:
-        """Refund open escrows past their deadline; pay out judged ones past their window."""
+        """Apply what time has decided to every live escrow (see ``_refresh``)."""
         changed = []
-        for row in self.db.rows("SELECT id FROM escrows WHERE state IN ('open', 'judged')"):
+        states = ",".join(f"'{s}'" for s in LIVE)
+        for row in self.db.rows(f"SELECT id FROM escrows WHERE state IN ({states})"):
             before = self.show(row["id"])
             after = self._refresh(before)
             if after.state != before.state:
@@ -289,21 +307,38 @@ class Court:
         return changed
 
     def _refresh(self, escrow: Escrow) -> Escrow:
-        """Apply what time has decided: an expired deadline or a closed dispute window."""
+        """Apply what time has decided, so every escrow has an end.
+
+        open past its deadline: refunded. judged past its window: the verdict is paid.
+        delivered with no verdict by ``judge_by`` (the engine kept failing, nobody asked):
+        refunded, no verdict. disputed with no appeal verdict by then: the judgement stands.
+        A judge still at work (a live process holds the claim) is not overtaken.
+        """
         t = datetime.now(UTC)
-        due_refund = escrow.state == "open" and escrow.deadline is not None and escrow.deadline <= t
-        due_payout = escrow.state == "judged" and escrow.settles_at is not None and escrow.settles_at <= t
-        if not (due_refund or due_payout):
+        due = {
+            "open": escrow.deadline,
+            "judged": escrow.settles_at,
+            "delivered": escrow.judge_by,
+            "disputed": escrow.judge_by,
+        }.get(escrow.state)
+        if due is None or due > t:
             return escrow
         with self.db.transaction() as conn:
-            state = conn.execute("SELECT state FROM escrows WHERE id = ?", (escrow.id,)).fetchone()[0]
-            if state != escrow.state:
+            state, holder = conn.execute("SELECT state, judging FROM escrows WHERE id = ?", (escrow.id,)).fetchone()
+            if state != escrow.state or (holder and process.alive(holder)):
                 return self.show(escrow.id)
-            if due_refund:
+            if state == "open":
                 self._event(conn, escrow.id, "expired", None, "deadline passed without a delivery")
                 self._settle(conn, escrow, passed=False)
+            elif state == "delivered":
+                self._event(conn, escrow.id, "unjudged", None, "no verdict was reached in time; the buyer is refunded")
+                self._settle(conn, escrow, passed=False)
             else:
-                verdict = escrow.verdicts[-1]
+                if state == "disputed":
+                    self._event(
+                        conn, escrow.id, "unheard", None, "the appeal was not heard in time; the judgement stands"
+                    )
+                verdict = next(v for v in reversed(escrow.verdicts) if v.kind == "judgement")
                 rows = self._settle(conn, escrow, verdict.passed)
                 verdict.ledger_rows = rows
                 conn.execute("UPDATE verdicts SET record = ? WHERE id = ?", (verdict.model_dump_json(), verdict.id))

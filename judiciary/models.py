@@ -88,6 +88,7 @@ class Escrow(BaseModel):
     deadline: datetime | None = None
     dispute_window: int = 0
     settles_at: datetime | None = None
+    judge_by: datetime | None = None  # delivered or disputed: ends without a (new) verdict after this
     disputed_by: str | None = None
     dispute_reason: str | None = None
     created_at: datetime

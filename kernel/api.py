@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from kernel import ledger, process, runs, store
+from kernel import home, ledger, process, runs, store
 from kernel.audit import AuditWriter, export, list_events
 from kernel.audit.scan import Auditor
 from kernel.db import Database
@@ -26,11 +26,12 @@ from kernel.settings import Settings
 class Kernel:
     def __init__(self, settings: Settings | None = None, sandbox: Sandbox | None = None, image: str | None = None):
         self.settings = settings or Settings()
-        self.settings.home.mkdir(parents=True, exist_ok=True)
-        self.settings.home.chmod(0o700)  # run sockets and private packages live here: no other host user
-        self.db = Database(self.settings.db_path)
-        self.recovered = runs.recover(self.db)
-        self.audit = AuditWriter(self.settings.db_path, batch=self.settings.audit_batch)
+        self.writable = home.prepare(self.settings.home)
+        self.db = Database(self.settings.db_path, read_only=not self.writable)
+        self.recovered = runs.recover(self.db) if self.writable else []
+        self.audit = AuditWriter(
+            self.settings.db_path, batch=self.settings.audit_batch, per_run=self.settings.max_audit_events_per_run
+        )
         self._sandbox = sandbox
         self._image = image
         self._swept = False
@@ -54,17 +55,27 @@ class Kernel:
             self._image = require(sandbox.client).tag
         return self._image
 
+    def writing(self) -> None:
+        """Refuse, with a sentence, a command that writes to a read-only home."""
+        self.db.require_writable()
+
     def sweep(self) -> dict[str, list[str]]:
-        """Remove what crashed kernels left: their runs (refunded), containers and run dirs."""
-        recovered = runs.recover(self.db)
+        """Remove what crashed kernels left: their runs (refunded), containers, run dirs, temp files."""
+        self.writing()
+        recovered = runs.recover(self.db) + store.recover_holds(self.db)
         containers = self.sandbox.sweep(process.alive, {HOME_LABEL: self.settings.home_id})
         dirs = sweep_run_dirs(self.settings.run_dir, process.alive)
+        temp = store.sweep_temp(self.settings, process.alive)
         self._swept = True
-        return {"runs": self.recovered + recovered, "containers": containers, "run_dirs": dirs}
+        return {"runs": self.recovered + recovered, "containers": containers, "run_dirs": dirs, "temp_files": temp}
 
     # -- principals and scrip ---------------------------------------------------------
     def create_principal(self, name: str, grant: int = 0) -> int:
-        return ledger.create_principal(self.db, name, grant)
+        return ledger.create_principal(self.db, name, grant, self.settings.bounds)
+
+    def transfer(self, payer: str, to: str, amount: int, memo: str = "") -> int:
+        """Move scrip between two principals; returns the payer's new balance."""
+        return ledger.transfer(self.db, payer, to, amount, memo, self.settings.bounds)
 
     def balance(self, name: str) -> int:
         return ledger.balance(self.db, name)
@@ -76,10 +87,11 @@ class Kernel:
         )
 
     def ledger_check(self) -> ledger.LedgerReport:
-        return ledger.check(self.db)
+        return ledger.check(self.db, self.settings.bounds)
 
     # -- artifacts ------------------------------------------------------------------
     def submit(self, path: Path, owner: str, public: bool = False) -> SubmitResult:
+        self.writing()
         return store.submit(self.db, self.settings, path, owner, public)
 
     def artifact(self, ref: str) -> Artifact:
@@ -90,6 +102,7 @@ class Kernel:
 
     # -- runs -----------------------------------------------------------------------
     def invoke(self, artifact: str, principal: str, value: Any = None) -> RunResult:
+        self.writing()
         if not self._swept:
             self.sweep()
         services = runs.Services(self.db, self.settings, self.sandbox, self.image(), self.audit)

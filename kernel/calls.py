@@ -40,6 +40,7 @@ def sha256(data: bytes) -> str:
 class CallHandler:
     def __init__(self, services: "Services", ctx: RunContext):
         self.s, self.ctx = services, ctx
+        self.stored = 0  # bytes this run has stored (bounded by settings.max_stored_bytes_per_run)
 
     def __call__(self, call: Any) -> Any:
         try:
@@ -82,13 +83,9 @@ class CallHandler:
         return value
 
     def transfer(self, to: str, amount: int, memo: str) -> int:
-        ledger.require_principal(self.s.db, to)
-        with self.s.db.transaction() as conn:
-            ledger.move(
-                conn, ledger.principal_account(self.ctx.principal), ledger.principal_account(to), amount,
-                kind="transfer", memo=memo, run_id=self.ctx.run_id,
-            )  # fmt: skip
-            left = ledger.balance_in(conn, self.ctx.principal)
+        left = ledger.transfer(
+            self.s.db, self.ctx.principal, to, amount, memo, self.s.settings.bounds, run_id=self.ctx.run_id
+        )
         self._audit("transfer", detail=f"{amount} to {to}" + (f": {memo}" if memo else ""))
         return left
 
@@ -121,8 +118,13 @@ class CallHandler:
             raw = {path: base64.b64decode(data, validate=True) for path, data in files.items()}
         except (binascii.Error, ValueError) as exc:
             raise Refusal("invalid", f"file contents must be base64: {exc}") from exc
-        result = store.store_data(self.s.db, self.s.settings, self.ctx.principal, name, raw, public)
+        room = self.s.settings.max_stored_bytes_per_run - self.stored
+        result = store.store_data(
+            self.s.db, self.s.settings, self.ctx.principal, name, raw, public, run_id=self.ctx.run_id, run_room=room
+        )
         art = result.artifact
+        if result.created:
+            self.stored += art.stored_bytes
         for path, data in raw.items():
             self._audit("write_artifact", artifact_id=art.id, path=path, size=len(data), digest=sha256(data))
         self.s.audit.record(

@@ -10,11 +10,13 @@ from typing import Any, Literal
 
 import click
 from pydantic import BaseModel, ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.table import Table
 
 from kernel.errors import InvalidInput, KernelError
 from kernel.models import RunResult, RunStatus
+from kernel.safe_io import read_user_file
 from kernel.settings import Settings
 
 out = Console(highlight=False, soft_wrap=True)
@@ -35,6 +37,20 @@ class KernelGroup(click.Group):
             raise click.ClickException(f"the kernel database failed: {exc}; check --home and retry.") from exc
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:
+            # The reader went away (`| head`): say so once, on stderr, and do not fail again at exit.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise click.ClickException(
+                "standard output was closed before everything was written (e.g. by `head`); the output is incomplete."
+            ) from None
+        except RecursionError as exc:
+            raise click.ClickException("the input nests too deeply to process; flatten it.") from exc
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise click.ClickException(
+                f"the kernel could not use a file{where}: {exc.strerror or exc}; check the path and its permissions."
+            ) from exc
         except Exception as exc:
             if os.environ.get("KERNEL_DEBUG"):
                 raise
@@ -74,6 +90,7 @@ def _plain(data: Any) -> Any:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+MAX_LISTED = 1_000_000  # the largest --limit of a listing
 as_option = click.option("--as", "principal", required=True, help="The principal acting.")
 
 
@@ -98,9 +115,18 @@ def main(ctx: click.Context, home: Path | None) -> None:
         settings = Settings(home=home) if home else Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = "KERNEL_" + "_".join(str(part) for part in first["loc"]).upper()
+        name = "KERNEL_" + "_".join(str(part) for part in first["loc"][:1]).upper()
+        field = ".".join(str(part) for part in first["loc"][1:])
         raise click.ClickException(
-            f"{name}: {first['msg']} (got {first.get('input')!r}); fix or unset the environment variable."
+            f"{name}{f' ({field})' if field else ''}: {first['msg']} (got {str(first.get('input'))[:80]!r});"
+            " fix or unset the environment variable."
+        ) from None
+    except SettingsError as exc:
+        # pydantic-settings: a structured setting whose value is not JSON
+        field = str(exc).split('"')[1] if '"' in str(exc) else "?"
+        raise click.ClickException(
+            f"KERNEL_{field.upper()} is not valid JSON; give e.g. KERNEL_{field.upper()}="
+            '\'{"cpu_seconds": 10, "memory_mb": 256, "wall_seconds": 30}\', or unset it.'
         ) from None
     ctx.obj = {"settings": settings}
 
@@ -163,6 +189,28 @@ def balance(ctx: click.Context, name: str, as_json: bool) -> None:
     """
     value = kernel_of(ctx).balance(name)
     emit({"name": name, "balance": value}, as_json, lambda: out.print(f"{name}: {value} scrip"))
+
+
+@main.command()
+@click.argument("to")
+@click.argument("amount", type=int)
+@as_option
+@click.option("--memo", default="", help="A note kept on the ledger row (at most 500 characters).")
+@json_option
+@click.pass_context
+def transfer(ctx: click.Context, to: str, amount: int, principal: str, memo: str, as_json: bool) -> None:
+    """Move AMOUNT scrip from --as to principal TO: one ledger row.
+
+    \b
+    Example:
+      kernel transfer bob 15 --as alice --memo "for the parser"
+    """
+    left = kernel_of(ctx).transfer(principal, to, amount, memo)
+    emit(
+        {"from": principal, "to": to, "amount": amount, "balance": left},
+        as_json,
+        lambda: out.print(f"{principal} paid {to} {amount} scrip; {principal} has {left} left"),
+    )
 
 
 @main.group("ledger")
@@ -271,18 +319,27 @@ def artifact(ctx: click.Context, artifact_id: str, as_json: bool) -> None:
 # -- runs ---------------------------------------------------------------------------
 
 
-def parse_input(text: str | None, file: Path | None) -> Any:
+def parse_input(text: str | None, file: Path | None, settings: Settings) -> Any:
+    """The JSON input of --input or --input-file ('-': stdin), read up to the input cap only."""
     if text is not None and file is not None:
         raise InvalidInput("give --input or --input-file, not both.")
+    cap = settings.max_input_bytes
     if file is not None:
+        raw = read_user_file(file, cap, "--input-file")
         try:
-            text = file.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"cannot read --input-file {file}: {exc}.") from exc
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"--input-file {file} is not UTF-8 text (byte {exc.start}).") from exc
     if text is None:
         return None
+    if len(text) > cap:
+        raise InvalidInput(f"--input is larger than {cap} bytes (setting KERNEL_MAX_INPUT_BYTES); send less.")
     try:
         return json.loads(text)
+    except RecursionError:
+        raise InvalidInput(
+            f"--input nests deeper than {settings.max_input_depth} levels (setting KERNEL_MAX_INPUT_DEPTH); flatten it."
+        ) from None
     except ValueError as exc:
         raise InvalidInput(f"--input is not valid JSON ({exc}); quote it, e.g. --input '{{\"n\": 3}}'.") from exc
 
@@ -291,7 +348,11 @@ def parse_input(text: str | None, file: Path | None) -> Any:
 @click.argument("artifact_id")
 @as_option
 @click.option("--input", "input_text", help="The JSON value passed to the entrypoint.")
-@click.option("--input-file", type=click.Path(dir_okay=False, path_type=Path), help="Read the JSON input from a file.")
+@click.option(
+    "--input-file",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Read the JSON input from a file ('-': standard input).",
+)
 @json_option
 @click.pass_context
 def invoke(
@@ -306,7 +367,7 @@ def invoke(
     Example:
       kernel invoke 3f9a2c --as bob --input '{"text": "to be or not to be"}'
     """
-    value = parse_input(input_text, input_file)
+    value = parse_input(input_text, input_file, ctx.find_root().obj["settings"])
     result = kernel_of(ctx).invoke(artifact_id, principal, value)
     emit(result, as_json, lambda: print_run(result))
     if result.status is not RunStatus.OK:
@@ -338,7 +399,7 @@ def print_run(r: RunResult) -> None:
 
 
 @main.command("runs")
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, MAX_LISTED), help="At most this many.")
 @click.option("--as", "principal", help="Only runs of this principal.")
 @json_option
 @click.pass_context
@@ -395,7 +456,13 @@ def audit() -> None:
 @audit.command("events")
 @click.option("--run", "run_id", help="Only events of this run (id or prefix).")
 @click.option("--principal", help="Only events of runs acting for this principal.")
-@click.option("--limit", default=1000, show_default=True, help="At most this many events (0: all).")
+@click.option(
+    "--limit",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(0, MAX_LISTED),
+    help="At most this many events (0: all).",
+)
 @json_option
 @click.pass_context
 def audit_events(ctx: click.Context, run_id: str | None, principal: str | None, limit: int, as_json: bool) -> None:
@@ -440,7 +507,11 @@ def audit_export(ctx: click.Context, fmt: Literal["jsonl", "csv"], output: Path 
         for chunk in chunks:
             click.echo(chunk, nl=False)
         return
-    with output.open("w", encoding="utf-8", newline="") as fh:
+    try:
+        fh = output.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {output}: {exc.strerror}; choose a path in a folder you can write.") from exc
+    with fh:
         for chunk in chunks:
             fh.write(chunk)
     err.print(f"wrote {output}")

@@ -5,6 +5,8 @@ ledger rows it causes commit together or not at all, and concurrent kernel proce
 queue behind SQLite's write lock instead of interleaving.
 """
 
+import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -15,7 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
-from kernel.errors import Ambiguous, InvalidInput, NotFound
+from kernel.errors import Ambiguous, HomeError, InvalidInput, NotFound, ReadOnlyHome
 
 MIN_PREFIX = 6  # shortest id prefix accepted for artifacts and runs
 
@@ -325,32 +327,178 @@ def m004_provenance(conn: sqlite3.Connection) -> None:
     )
 
 
+def m005_bounds(conn: sqlite3.Connection) -> None:
+    """Storage is paid by the byte; a judgement not given in time has an end."""
+    run_script(
+        conn,
+        """
+        -- Bytes the artifact's blob takes on disk (its normal tar), what storage is charged on.
+        ALTER TABLE artifacts ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
+        UPDATE artifacts SET stored_bytes = size + 512 * (files + 2);
+        -- A delivered or disputed escrow with no verdict by then ends without one.
+        ALTER TABLE escrows ADD COLUMN judge_by TEXT;
+        UPDATE escrows SET judge_by = strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', '+7 days')
+            WHERE state IN ('delivered', 'disputed');
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_proxy_audit", m002_proxy_audit),
     ("m003_escrow", m003_escrow),
     ("m004_provenance", m004_provenance),
+    ("m005_bounds", m005_bounds),
+]
+
+# Every table the migrations make: a database missing one is damaged, not new.
+TABLES = [
+    "_migrations",
+    "principals",
+    "accounts",
+    "ledger",
+    "artifacts",
+    "runs",
+    "audit_events",
+    "escrows",
+    "escrow_events",
+    "verdicts",
+    "prov_blobs",
+    "prov_chunks",
+    "prov_sightings",
+    "prov_origin",
+    "prov_authors",
+    "prov_common",
+    "prov_flow_chunks",
+    "prov_artifacts",
+    "prov_payments",
+    "audit_scans",
+    "audit_alerts",
+    "audit_meta",
 ]
 
 
-class Database:
-    """The kernel's SQLite database. ``rows`` and ``table`` are sqlite-utils for reads."""
+def create(path: Path) -> None:
+    """Make a new, fully migrated database at ``path`` unless one appears there meanwhile.
 
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: no implicit transactions; every write is inside an
-        # explicit BEGIN IMMEDIATE from transaction().
-        self.conn = sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
+    The schema is built in a file of this process's own, then hard-linked into place: the
+    link fails if another kernel got there first, and nobody ever opens a file that is
+    still being built."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.new-{os.getpid()}-{os.urandom(4).hex()}")
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+            for name, migration in MIGRATIONS:
+                migration(conn)
+                conn.execute("INSERT INTO _migrations VALUES (?, ?)", (name, now()))
+            conn.execute("COMMIT")
+        finally:
+            conn.close()  # the last connection: the WAL is checkpointed into the file
+        with contextlib.suppress(FileExistsError):  # another kernel created it first: use theirs
+            os.link(tmp, path)
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+
+
+class Database:
+    """The kernel's SQLite database. ``rows`` and ``table`` are sqlite-utils for reads.
+
+    A missing file is created whole (built aside, then linked into place, so a kernel
+    starting beside another never sees half a schema); an existing file that is empty,
+    unreadable or missing tables is refused, never re-initialised. ``read_only`` opens
+    without writing anything (a read-only home): reads work, writes raise ReadOnlyHome.
+    """
+
+    def __init__(self, path: Path, read_only: bool = False):
+        self.path, self.read_only = path, read_only
+        if not read_only and not path.exists():
+            create(path)
+        elif not path.exists():
+            raise HomeError(f"{path} does not exist and the home is read-only: nothing to read.")
+        try:
+            self.conn = self._connect(path, read_only)
+            tables = self.tables()
+        except sqlite3.DatabaseError as exc:
+            raise HomeError(
+                f"{path} is not a readable kernel database ({exc}); it was left untouched:"
+                " restore it from a backup, or move it away to start an empty home."
+            ) from exc
+        self._refuse_foreign(tables)  # before anything could write to the file
+        if not read_only:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
         self.utils = sqlite_utils.Database(self.conn)
         # Proxy threads share this connection with the invoking thread: one at a time.
         self.lock = threading.RLock()
-        self.migrate()
+        self._upgrade(tables)
+
+    def tables(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    @staticmethod
+    def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; every write is inside an
+        # explicit BEGIN IMMEDIATE from transaction().
+        if not read_only:
+            return sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
+        # A WAL database needs its -shm file; on a read-only home that cannot be made, so
+        # then read the file as immutable (nothing can write it there either).
+        uri = path.absolute().as_uri()
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=60, check_same_thread=False)
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            conn.close()
+            conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+        return conn
+
+    def _refuse_foreign(self, tables: set[str]) -> None:
+        """Refuse a file that is not a kernel database (empty, or someone else's)."""
+        if "_migrations" not in tables:
+            what = "is empty" if not tables else f"holds no kernel schema (tables: {', '.join(sorted(tables)[:5])})"
+            raise HomeError(
+                f"{self.path} {what}: it is not a kernel database, and it was left untouched;"
+                " restore it from a backup, or move it away to start an empty home."
+            )
+
+    def _upgrade(self, tables: set[str]) -> None:
+        """Apply pending migrations; refuse a database newer than this kernel or missing tables."""
+        done = {r[0] for r in self.conn.execute("SELECT name FROM _migrations")}
+        unknown = done - {name for name, _ in MIGRATIONS}
+        if unknown:
+            raise HomeError(
+                f"{self.path} was written by a newer kernel (migration {sorted(unknown)[0]}); upgrade this kernel."
+            )
+        if len(done) < len(MIGRATIONS):
+            if self.read_only:
+                raise HomeError(
+                    f"{self.path} needs a schema upgrade, and the home is read-only; open it writable once."
+                )
+            self.migrate()
+            tables = self.tables()
+        missing = sorted(set(TABLES) - tables)
+        if missing:
+            raise HomeError(
+                f"{self.path} is missing the table{'s' if len(missing) > 1 else ''} {', '.join(missing)}:"
+                " the database is damaged and was left untouched; restore it from a backup."
+            )
+
+    def require_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyHome(
+                f"the kernel's home {self.path.parent} is read-only, and this command writes;"
+                " reading commands (balance, runs, show, audit events) still work."
+            )
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.require_writable()
         with self.lock:
             self.conn.execute("BEGIN IMMEDIATE")
             try:

@@ -48,3 +48,11 @@ class SandboxError(KernelError):
         super().__init__(message)
         self.run_id = run_id
         self.image = image
+
+
+class HomeError(KernelError):
+    """A home (state directory) the kernel cannot use: not a folder, or a damaged database."""
+
+
+class ReadOnlyHome(HomeError):
+    """A write asked of a home that cannot be written."""

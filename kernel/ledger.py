@@ -10,14 +10,34 @@ constraint backs the explicit test).
 
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from pydantic import BaseModel
 
 from kernel.db import Database, now
 from kernel.errors import InsufficientFunds, InvalidInput, LedgerError, NotFound
-from kernel.models import PRINCIPAL_RE
+from kernel.models import MAX_SCRIP, PRINCIPAL_RE
 
 MINT = "mint"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The largest single amount and the largest total supply (settings max_amount, max_supply)."""
+
+    max_amount: int = 10**12
+    max_supply: int = 10**15
+
+    def amount(self, value: object, what: str, *, zero: bool = False) -> int:
+        """``value`` as an amount of scrip, or one sentence saying why it is not one."""
+        low = "zero or a positive" if zero else "a positive"
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if zero else 1):
+            raise InvalidInput(f"{what} must be {low} whole number of scrip (got {value!r}).")
+        if value > self.max_amount:
+            raise InvalidInput(
+                f"{what} of {value} is above the largest amount, {self.max_amount} scrip (setting KERNEL_MAX_AMOUNT)."
+            )
+        return value
 
 
 def principal_account(name: str) -> str:
@@ -29,9 +49,9 @@ def hold_account(ref: str) -> str:
 
 
 def check_name(name: str) -> None:
-    if not PRINCIPAL_RE.match(name):
+    if not isinstance(name, str) or not PRINCIPAL_RE.fullmatch(name):
         raise InvalidInput(
-            f"'{name}' is not a valid principal name: use 1-40 lowercase letters, digits,"
+            f"{name!r} is not a valid principal name: use 1-40 lowercase letters, digits,"
             " '-' or '_', starting with a letter."
         )
 
@@ -40,11 +60,10 @@ def ensure_mint(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT OR IGNORE INTO accounts (id, kind) VALUES (?, 'mint')", (MINT,))
 
 
-def create_principal(db: Database, name: str, grant: int = 0) -> int:
+def create_principal(db: Database, name: str, grant: int = 0, bounds: Bounds = Bounds()) -> int:
     """Create a principal with an account, minting ``grant`` scrip to it; returns the balance."""
     check_name(name)
-    if grant < 0:
-        raise InvalidInput("--grant must be zero or a positive whole number of scrip.")
+    bounds.amount(grant, "--grant", zero=True)
     with db.transaction() as conn:
         if conn.execute("SELECT 1 FROM principals WHERE name = ?", (name,)).fetchone():
             raise InvalidInput(f"principal '{name}' already exists; choose another name.")
@@ -54,9 +73,40 @@ def create_principal(db: Database, name: str, grant: int = 0) -> int:
             (principal_account(name), name),
         )
         if grant:
-            ensure_mint(conn)
-            move(conn, MINT, principal_account(name), grant, kind="mint", memo="grant")
+            mint(conn, principal_account(name), grant, bounds, memo="grant")
     return grant
+
+
+def supply_in(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT balance FROM accounts WHERE id = ?", (MINT,)).fetchone()
+    return -int(row[0]) if row else 0
+
+
+def mint(conn: sqlite3.Connection, to: str, amount: int, bounds: Bounds, *, memo: str) -> int | None:
+    """Create ``amount`` new scrip in account ``to``; refused if the supply would pass its bound."""
+    ensure_mint(conn)
+    supply = supply_in(conn)
+    if supply + amount > bounds.max_supply:
+        raise InvalidInput(
+            f"minting {amount} scrip would take the supply from {supply} to {supply + amount}, above its bound of"
+            f" {bounds.max_supply} (setting KERNEL_MAX_SUPPLY); grant less."
+        )
+    return move(conn, MINT, to, amount, kind="mint", memo=memo)
+
+
+def transfer(db: Database, payer: str, to: str, amount: int, memo: str, bounds: Bounds,
+             run_id: str | None = None) -> int:  # fmt: skip
+    """Move ``amount`` from principal ``payer`` to principal ``to``; returns the payer's new balance."""
+    bounds.amount(amount, "a transfer's amount")
+    if len(memo) > 500 or not all(c.isprintable() for c in memo):
+        raise InvalidInput("a transfer's memo is at most 500 printable characters.")
+    require_principal(db, payer)
+    require_principal(db, to)
+    if payer == to:
+        raise InvalidInput(f"{payer} cannot transfer to itself; name another principal.")
+    with db.transaction() as conn:
+        move(conn, principal_account(payer), principal_account(to), amount, kind="transfer", memo=memo, run_id=run_id)
+        return balance_in(conn, payer)
 
 
 def require_principal(conn: sqlite3.Connection | Database, name: str) -> None:
@@ -93,8 +143,8 @@ def move(
 
     Returns the ledger row id, or None for a zero amount (nothing to record).
     """
-    if amount < 0:
-        raise LedgerError("a ledger amount must not be negative.")
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= MAX_SCRIP:
+        raise LedgerError(f"a ledger amount must be a whole number from 0 to {MAX_SCRIP} (got {amount!r}).")
     if amount == 0 or debit == credit:
         return None
     row = conn.execute("SELECT kind, balance FROM accounts WHERE id = ?", (debit,)).fetchone()
@@ -156,8 +206,13 @@ class LedgerReport(BaseModel):
     problems: list[str]
 
 
-def check(db: Database) -> LedgerReport:
-    """Verify conservation: balances equal the ledger's rows, and they sum to the supply."""
+def check(db: Database, bounds: Bounds = Bounds()) -> LedgerReport:
+    """Verify conservation and bounds.
+
+    Every balance is an integer equal to the sum of its account's ledger rows; principals
+    and holds are never negative; balances sum to the supply; the supply and every row's
+    amount are within their bounds; every non-empty hold has exactly one owner.
+    """
     problems: list[str] = []
     derived = {
         r["id"]: r["net"]
@@ -168,7 +223,10 @@ def check(db: Database) -> LedgerReport:
         )
     }
     totals = {"principal": 0, "hold": 0, "mint": 0}
-    for acc in db.rows("SELECT id, kind, balance FROM accounts"):
+    for acc in db.rows("SELECT id, kind, balance, typeof(balance) AS type FROM accounts"):
+        if acc["type"] != "integer":
+            problems.append(f"account {acc['id']} holds {acc['balance']!r}, which is not a whole number")
+            continue
         totals[acc["kind"]] += acc["balance"]
         if acc["balance"] != derived.get(acc["id"], 0):
             problems.append(
@@ -176,7 +234,20 @@ def check(db: Database) -> LedgerReport:
             )
         if acc["kind"] != "mint" and acc["balance"] < 0:
             problems.append(f"account {acc['id']} is negative ({acc['balance']})")
+        if acc["kind"] != "mint" and acc["balance"] > bounds.max_supply:
+            problems.append(f"account {acc['id']} holds {acc['balance']}, above the supply bound {bounds.max_supply}")
+    bad_rows = db.rows(
+        "SELECT id, amount, kind FROM ledger WHERE typeof(amount) != 'integer' OR amount <= 0 OR amount > ?"
+        " ORDER BY id LIMIT 20",
+        (bounds.max_amount,),
+    )
+    for row in bad_rows:
+        problems.append(
+            f"ledger row {row['id']} ({row['kind']}) moves {row['amount']!r}, outside 1..{bounds.max_amount}"
+        )
     supply = -totals["mint"]
+    if supply > bounds.max_supply:
+        problems.append(f"the supply {supply} is above its bound {bounds.max_supply} (KERNEL_MAX_SUPPLY)")
     if totals["principal"] + totals["hold"] != supply:
         problems.append(f"principals ({totals['principal']}) + holds ({totals['hold']}) != supply ({supply})")
     owners: dict[str, list[str]] = {}

@@ -7,8 +7,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-ENTRYPOINT_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_]\w*$")
-PRINCIPAL_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+# Identifiers are checked with fullmatch (a pattern's `$` also matches before a final newline).
+ENTRYPOINT_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+PRINCIPAL_RE = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+# Names and versions people read in listings: printable, no control characters.
+LABEL_RE = re.compile(r"[^\x00-\x1f\x7f]+")
+MAX_SCRIP = 2**62  # no amount is ever above this (settings bound amounts far lower)
 
 
 class Strict(BaseModel):
@@ -17,12 +21,16 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+DAY = 86400
+MAX_CPU_SECONDS, MAX_MEMORY_MB, MAX_WALL_SECONDS = DAY, 1024 * 1024, DAY  # no setting goes above these
+
+
 class Limits(Strict):
     """Resource limits of one run."""
 
-    cpu_seconds: int = Field(gt=0)
-    memory_mb: int = Field(gt=0)
-    wall_seconds: int = Field(gt=0)
+    cpu_seconds: int = Field(gt=0, le=MAX_CPU_SECONDS)
+    memory_mb: int = Field(gt=0, le=MAX_MEMORY_MB)
+    wall_seconds: int = Field(gt=0, le=MAX_WALL_SECONDS)
 
     def exceeds(self, maximum: "Limits") -> list[str]:
         """Names of the limits above ``maximum``, with both values."""
@@ -36,9 +44,9 @@ class Limits(Strict):
 class LimitsOverride(Strict):
     """``[tool.kernel.limits]``: any subset of the limits."""
 
-    cpu_seconds: int | None = Field(default=None, gt=0)
-    memory_mb: int | None = Field(default=None, gt=0)
-    wall_seconds: int | None = Field(default=None, gt=0)
+    cpu_seconds: int | None = Field(default=None, gt=0, le=MAX_CPU_SECONDS)
+    memory_mb: int | None = Field(default=None, gt=0, le=MAX_MEMORY_MB)
+    wall_seconds: int | None = Field(default=None, gt=0, le=MAX_WALL_SECONDS)
 
     def over(self, base: Limits) -> Limits:
         return base.model_copy(update=self.model_dump(exclude_none=True))
@@ -49,7 +57,7 @@ class KernelTable(Strict):
 
     kind: Literal["code", "tests", "data"]
     entrypoint: str | None = None
-    price: int = Field(default=0, ge=0)
+    price: int = Field(default=0, ge=0, le=MAX_SCRIP)
     depends: list[str] = Field(default_factory=list)
     limits: LimitsOverride | None = None
     target: str | None = None
@@ -57,7 +65,7 @@ class KernelTable(Strict):
     @field_validator("entrypoint")
     @classmethod
     def _entrypoint_shape(cls, value: str | None) -> str | None:
-        if value is not None and not ENTRYPOINT_RE.match(value):
+        if value is not None and not ENTRYPOINT_RE.fullmatch(value):
             raise ValueError("must look like 'module:function' (e.g. 'hello:main')")
         return value
 
@@ -77,6 +85,13 @@ class ProjectTable(BaseModel):
 
     name: str = Field(min_length=1, max_length=100)
     version: str = Field(min_length=1, max_length=64)
+
+    @field_validator("name", "version")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if not LABEL_RE.fullmatch(value):
+            raise ValueError("must not contain control characters (newlines, tabs, ...)")
+        return value
 
 
 class Manifest(BaseModel):
@@ -101,6 +116,7 @@ class Artifact(BaseModel):
     limits: LimitsOverride | None
     files: int
     size: int
+    stored_bytes: int = 0  # the blob's size on disk, what storage is charged on
     public: bool = False
     created_at: datetime
 

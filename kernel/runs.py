@@ -47,10 +47,27 @@ def run_limits(artifact: Artifact, settings: Settings) -> Limits:
     return artifact.limits.over(settings.default_limits) if artifact.limits else settings.default_limits
 
 
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether lists and objects nest more than ``limit`` deep (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, list | tuple | dict):
+            if depth > limit:
+                return True
+            stack.extend((x, depth + 1) for x in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
 def encode_input(value: Any, settings: Settings) -> str:
+    if too_deep(value, settings.max_input_depth):
+        raise InvalidInput(
+            f"the input nests deeper than {settings.max_input_depth} levels (setting KERNEL_MAX_INPUT_DEPTH);"
+            " flatten it."
+        )
     try:
         text = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInput(f"the input is not JSON-serialisable: {exc}.") from exc
     if len(text.encode()) > settings.max_input_bytes:
         raise InvalidInput(f"the input is larger than {settings.max_input_bytes} bytes; send less.")
@@ -106,6 +123,7 @@ class Invocation:
             self._finish(ctx, RunStatus.KILLED, f"the kernel could not complete the run: {exc}", None, None, Usage())
             raise
         finally:
+            self.s.audit.end_run(run_id)  # a failed run's gap, if any, is recorded too
             self.s.audit.flush()
 
     def _refusal(self, conn: sqlite3.Connection, ctx: RunContext, limits: Limits) -> str | None:
@@ -169,6 +187,8 @@ class Invocation:
             save_prints(self.db, audit.prints)
             result, result_size = read_result(rundir.out / "result.json", s.result_bytes)
             audit.copy_out(rundir.out / "result.json", result_size, s.result_bytes)
+            if self.s.audit.end_run(ctx.run_id):
+                problems.append("more audit events than KERNEL_MAX_AUDIT_EVENTS_PER_RUN")
             usage = measure(outcome, ctx.artifact.size + len(input_text.encode()), result_size, rundir.work)
             usage.proxy_calls, usage.proxy_bytes_in, usage.proxy_bytes_out = (
                 proxy.calls,

@@ -8,6 +8,7 @@ the cap.
 
 import os
 import stat
+import sys
 
 
 class Unreadable(Exception):
@@ -37,3 +38,35 @@ def read_capped(path: str | os.PathLike[str], cap: int) -> bytes | None:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def read_user_file(path: str | os.PathLike[str], cap: int, what: str) -> bytes:
+    """A file a user named (links followed), or stdin for '-': at most ``cap`` bytes are read.
+
+    A FIFO, device or folder is refused at once (opened without blocking, never read), so
+    `/dev/zero` cannot fill memory and a FIFO with no writer cannot hang the command.
+    """
+    from kernel.errors import InvalidInput
+
+    if os.fspath(path) == "-":
+        data = sys.stdin.buffer.read(cap + 1)
+    else:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {what} {os.fspath(path)}: {exc.strerror}.") from exc
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise InvalidInput(
+                    f"{what} {os.fspath(path)} is not a regular file; give a file, or '-' to read standard input."
+                )
+            chunks, total = [], 0
+            while total <= cap and (chunk := os.read(fd, min(1 << 20, cap + 1 - total))):
+                chunks.append(chunk)
+                total += len(chunk)
+            data = b"".join(chunks)
+        finally:
+            os.close(fd)
+    if len(data) > cap:
+        raise InvalidInput(f"{what} is larger than {cap} bytes; send less.")
+    return data

@@ -2,12 +2,15 @@
 
 import hashlib
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kernel.models import Limits
+
+if TYPE_CHECKING:
+    from kernel.ledger import Bounds
 
 MiB = 1024 * 1024
 YEAR = 365 * 24 * 3600
@@ -23,44 +26,74 @@ class Settings(BaseSettings):
     image_source: Literal["auto", "registry", "debootstrap"] = "auto"
     registry_base: str = "debian:bookworm-slim"
 
+    # scrip: every amount (grant, price, transfer, escrow) and the total supply are bounded,
+    # checked before anything is written, so balances stay exact 64-bit integers
+    max_amount: int = Field(default=10**12, ge=1, le=2**62, description="largest single amount of scrip")
+    max_supply: int = Field(default=10**15, ge=1, le=2**62, description="largest total supply of scrip")
+
     # packages
-    max_package_files: int = 2000
-    max_package_bytes: int = 50 * MiB
-    max_input_bytes: int = 1 * MiB
+    max_package_files: int = Field(default=2000, ge=1, le=1_000_000)
+    max_package_bytes: int = Field(default=50 * MiB, ge=1024, le=64 * 1024 * MiB)
+    max_input_bytes: int = Field(default=1 * MiB, ge=16, le=1024 * MiB)
+    max_input_depth: int = Field(default=100, ge=1, le=1000, description="nesting of a JSON input")
+
+    # storage: every new blob is paid for by the byte (held before it is written) and bounded
+    storage_price_per_mib: int = Field(default=1, ge=0, le=10**9, description="scrip per started MiB stored")
+    storage_free_bytes: int = Field(default=4 * MiB, ge=0, description="stored bytes free of charge per principal")
+    max_stored_bytes_per_principal: int = Field(default=1024 * MiB, ge=1024, le=2**50)
+    max_stored_bytes_per_run: int = Field(default=64 * MiB, ge=0, le=2**50, description="bytes one run may store")
 
     # runs
     default_limits: Limits = Limits(cpu_seconds=10, memory_mb=256, wall_seconds=30)
     max_limits: Limits = Limits(cpu_seconds=120, memory_mb=2048, wall_seconds=600)
-    cpus: float = 1.0
-    output_bytes: int = Field(default=1 * MiB, description="cap on stdout+stderr of one run")
-    kept_output_bytes: int = Field(default=64 * 1024, description="stdout/stderr kept per stream")
-    result_bytes: int = Field(default=1 * MiB, description="cap on the returned JSON value")
-    tmp_mb: int = 64
-    workspace_mb: int = 64
-    pids_runc: int = 128
+    cpus: float = Field(default=1.0, gt=0, le=256)
+    output_bytes: int = Field(default=1 * MiB, ge=1024, le=1024 * MiB, description="cap on stdout+stderr of one run")
+    kept_output_bytes: int = Field(default=64 * 1024, ge=0, le=64 * MiB, description="stdout/stderr kept per stream")
+    result_bytes: int = Field(default=1 * MiB, ge=1024, le=1024 * MiB, description="cap on the returned JSON value")
+    tmp_mb: int = Field(default=64, ge=1, le=64 * 1024)
+    workspace_mb: int = Field(default=64, ge=1, le=64 * 1024)
+    pids_runc: int = Field(default=128, ge=8, le=65536)
     # gVisor's own threads count against the host's pids limit: 64 aborts the sandbox
     # at once on a fork bomb, and a normal artifact needs headroom above ~40 idle threads.
-    pids_runsc: int = 1024
-    sandbox_uid: int = 10001
-    deliverable_uid: int = Field(default=10002, description="the user a judged deliverable runs as (its own container)")
+    pids_runsc: int = Field(default=1024, ge=64, le=65536)
+    sandbox_uid: int = Field(default=10001, ge=1, le=2**31 - 1)
+    deliverable_uid: int = Field(
+        default=10002, ge=1, le=2**31 - 1, description="the user a judged deliverable runs as (its own container)"
+    )
 
     # the kernel proxy (kernel_client calls from inside a run)
-    max_message_bytes: int = Field(default=8 * MiB, description="largest single proxy message")
-    max_calls_per_run: int = 1000
-    max_connections_per_run: int = 4
-    max_depth: int = Field(default=8, description="invocations in one chain, the top-level one included")
-    max_tree_runs: int = Field(default=64, description="runs started under one top-level invocation")
-    call_price: int = Field(default=0, description="scrip burned per proxy call, charged to the run's principal")
+    max_message_bytes: int = Field(default=8 * MiB, ge=1024, le=1024 * MiB, description="largest single proxy message")
+    max_calls_per_run: int = Field(default=1000, ge=0, le=10_000_000)
+    max_connections_per_run: int = Field(default=4, ge=1, le=1024)
+    max_depth: int = Field(default=8, ge=1, le=64, description="invocations in one chain, the top-level one included")
+    max_tree_runs: int = Field(default=64, ge=1, le=100_000, description="runs started under one top-level invocation")
+    call_price: int = Field(
+        default=0, ge=0, le=10**9, description="scrip burned per proxy call, charged to the run's principal"
+    )
 
     # the judiciary
-    appeal_runs: int = Field(default=3, description="suite runs in fresh sandboxes when a verdict is disputed")
+    appeal_runs: int = Field(
+        default=3, ge=1, le=9, description="suite runs in fresh sandboxes when a verdict is disputed"
+    )
+    max_escrow_seconds: int = Field(
+        default=366 * 86400, ge=60, le=YEAR * 10, description="longest escrow deadline or dispute window"
+    )
+    judge_within_seconds: int = Field(
+        default=7 * 86400,
+        ge=60,
+        le=YEAR,
+        description="a delivery (or appeal) with no verdict this long ends without one",
+    )
     judge_call_seconds: float = Field(
         default=10.0, gt=0, le=600, description="how long one call from a suite may wait for the deliverable's answer"
     )
 
     # the audit log
-    audit_batch: int = 500
-    max_file_events_per_run: int = 20_000
+    audit_batch: int = Field(default=500, ge=1, le=100_000)
+    max_file_events_per_run: int = Field(default=20_000, ge=0, le=10_000_000)
+    max_audit_events_per_run: int = Field(
+        default=50_000, ge=100, le=10_000_000, description="audit rows one run may add; the rest is counted as a gap"
+    )
 
     # black-market detection (`kernel audit scan`); every alert reports the thresholds it used
     audit_max_fingerprints: int = Field(default=16384, ge=64, description="fingerprints kept per blob (sampled above)")
@@ -97,6 +130,12 @@ class Settings(BaseSettings):
     def home_id(self) -> str:
         """A short name for this home, carried as a label by its containers."""
         return hashlib.sha256(str(self.home).encode()).hexdigest()[:16]
+
+    @property
+    def bounds(self) -> "Bounds":
+        from kernel.ledger import Bounds
+
+        return Bounds(self.max_amount, self.max_supply)
 
     @property
     def db_path(self) -> Path:

@@ -6,24 +6,29 @@ commits and removed again if the commit fails: nothing is stored half-way.
 """
 
 import ast
+import contextlib
 import hashlib
 import json
 import os
+import secrets
 import shutil
+import sqlite3
 import tarfile
 import tempfile
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from kernel import ledger, process
 from kernel.db import Database, now
-from kernel.errors import InvalidInput, ManifestError, PackageError
+from kernel.errors import InsufficientFunds, InvalidInput, ManifestError, PackageError
 from kernel.ledger import require_principal
-from kernel.models import Artifact, LimitsOverride, Manifest, SubmitResult
+from kernel.models import LABEL_RE, Artifact, LimitsOverride, Manifest, SubmitResult
 from kernel.package import clean_path, normal_tar, read_package, untar
-from kernel.settings import Settings
+from kernel.settings import MiB, Settings
 
 
 def parse_manifest(files: dict[str, bytes]) -> Manifest:
@@ -126,17 +131,50 @@ def blob_path(settings: Settings, artifact_id: str) -> Path:
     return settings.blob_dir / artifact_id[:2] / f"{artifact_id}.tar"
 
 
+# Temp files carry their writer's process token, so a sweep removes only those of dead kernels.
+INCOMING, UNPACKING = ".incoming-", ".unpack-"
+
+
+def temp_prefix(kind: str) -> str:
+    return f"{kind}{process.token()}-"
+
+
 def write_blob(settings: Settings, artifact_id: str, data: bytes) -> bool:
     """Write the blob atomically; False if it was already there."""
     dest = blob_path(settings, artifact_id)
     if dest.exists():
         return False
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".incoming-")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, dest)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=temp_prefix(INCOMING))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return True
+
+
+def sweep_temp(settings: Settings, owner_alive: Callable[[str], bool]) -> list[str]:
+    """Remove half-written blobs and half-unpacked packages whose kernel process is gone."""
+    removed = []
+    candidates = [*settings.blob_dir.glob(f"*/{INCOMING}*"), *settings.package_dir.glob(f"{UNPACKING}*")]
+    for path in candidates:
+        kind = INCOMING if path.name.startswith(INCOMING) else UNPACKING
+        owner = path.name.removeprefix(kind).rpartition("-")[0]
+        if owner and owner_alive(owner):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            for dirpath, dirnames, _ in os.walk(path):
+                for d in (dirpath, *(os.path.join(dirpath, n) for n in dirnames)):
+                    with contextlib.suppress(OSError):
+                        os.chmod(d, 0o700)  # unpacked folders are read-only
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(str(path.relative_to(settings.home)))
+    return removed
 
 
 def submit(db: Database, settings: Settings, path: Path, owner: str, public: bool = False) -> SubmitResult:
@@ -149,6 +187,11 @@ def submit(db: Database, settings: Settings, path: Path, owner: str, public: boo
     for name, data in files.items():
         if name.endswith(".py"):
             top_level_names(data, name)  # every module must at least parse
+    if manifest.kernel.price > settings.max_amount:
+        raise ManifestError(
+            f"tool.kernel.price {manifest.kernel.price} is above the largest amount, {settings.max_amount} scrip"
+            " (setting KERNEL_MAX_AMOUNT); ask less."
+        )
     if manifest.kernel.limits:
         over = manifest.kernel.limits.over(settings.default_limits).exceeds(settings.max_limits)
         if over:
@@ -169,11 +212,19 @@ def submit(db: Database, settings: Settings, path: Path, owner: str, public: boo
 
 
 def store_data(
-    db: Database, settings: Settings, owner: str, name: str, files: dict[str, bytes], public: bool
+    db: Database,
+    settings: Settings,
+    owner: str,
+    name: str,
+    files: dict[str, bytes],
+    public: bool,
+    *,
+    run_id: str | None = None,
+    run_room: int | None = None,
 ) -> SubmitResult:
     """A data artifact written by a run: the files as given, owned by the run's principal."""
-    if not 0 < len(name) <= 100:
-        raise InvalidInput("a data artifact needs a name of 1-100 characters.")
+    if not 0 < len(name) <= 100 or not LABEL_RE.fullmatch(name):
+        raise InvalidInput("a data artifact needs a name of 1-100 characters, none of them control characters.")
     if not files:
         raise InvalidInput("a data artifact needs at least one file.")
     if len(files) > settings.max_package_files:
@@ -195,29 +246,138 @@ def store_data(
         "limits": None,
         "public": public,
     }
-    return store_files(db, settings, clean, row)
+    return store_files(db, settings, clean, row, run_id=run_id, run_room=run_room)
 
 
-def store_files(db: Database, settings: Settings, files: dict[str, bytes], row: dict[str, Any]) -> SubmitResult:
-    """Content-address ``files`` and record them with ``row``; an existing id is returned as is."""
+def store_files(
+    db: Database,
+    settings: Settings,
+    files: dict[str, bytes],
+    row: dict[str, Any],
+    *,
+    run_id: str | None = None,
+    run_room: int | None = None,
+) -> SubmitResult:
+    """Content-address ``files`` and record them with ``row``; an existing id is returned as is.
+
+    New content is paid for by its owner: the storage price is held before the blob is
+    written, burned when the artifact row commits, refunded if anything fails. ``run_room``
+    is what the writing run may still store (settings.max_stored_bytes_per_run).
+    """
     blob = normal_tar(files)
     artifact_id = hashlib.sha256(blob).hexdigest()
     existing = db.one("SELECT * FROM artifacts WHERE id = ?", (artifact_id,))
     if existing:
         return SubmitResult(artifact=to_artifact(existing), created=False)
-    new_blob = write_blob(settings, artifact_id, blob)
-    record = {**row, "id": artifact_id, "files": len(files), "size": sum(len(d) for d in files.values())}
+    owner, stored = row["owner"], len(blob)
+    if run_room is not None and stored > run_room:
+        raise PackageError(
+            f"storing {stored} more bytes would pass this run's bound of {settings.max_stored_bytes_per_run}"
+            " stored bytes (setting KERNEL_MAX_STORED_BYTES_PER_RUN); store less."
+        )
+    record = {**row, "id": artifact_id, "files": len(files), "size": sum(len(d) for d in files.values()),
+              "stored_bytes": stored}  # fmt: skip
+    hold = f"store:{process.token()}:{secrets.token_hex(4)}"
+    with db.transaction() as conn:
+        held = _hold_price(conn, settings, hold, owner, stored, run_id)
+    new_blob = False
     try:
+        new_blob = write_blob(settings, artifact_id, blob)
         with db.transaction() as conn:
-            conn.execute(
-                f"INSERT INTO artifacts ({', '.join(record)}, created_at) VALUES ({', '.join('?' * len(record))}, ?)",
-                (*record.values(), now()),
-            )
+            if conn.execute("SELECT 1 FROM artifacts WHERE id = ?", (artifact_id,)).fetchone():
+                ledger.settle_hold(conn, hold, owner, kind="refund", run_id=run_id, memo="content already stored")
+                created = False
+            else:
+                if not blob_path(settings, artifact_id).exists():  # removed by a writer that failed meanwhile
+                    write_blob(settings, artifact_id, blob)
+                _charge(conn, settings, hold, owner, stored, held, run_id)
+                columns, marks = ", ".join(record), ", ".join("?" * len(record))
+                conn.execute(
+                    f"INSERT INTO artifacts ({columns}, created_at) VALUES ({marks}, ?)", (*record.values(), now())
+                )
+                created = True
     except BaseException:
-        if new_blob:
-            blob_path(settings, artifact_id).unlink(missing_ok=True)
+        with db.transaction() as conn:
+            ledger.settle_hold(conn, hold, owner, kind="refund", run_id=run_id, memo="storage failed")
+            if new_blob and not conn.execute("SELECT 1 FROM artifacts WHERE id = ?", (artifact_id,)).fetchone():
+                blob_path(settings, artifact_id).unlink(missing_ok=True)
         raise
-    return SubmitResult(artifact=get(db, artifact_id), created=True)
+    return SubmitResult(artifact=get(db, artifact_id), created=created)
+
+
+def stored_by(conn: sqlite3.Connection, owner: str) -> int:
+    return int(
+        conn.execute("SELECT COALESCE(SUM(stored_bytes), 0) FROM artifacts WHERE owner = ?", (owner,)).fetchone()[0]
+    )
+
+
+def storage_price(conn: sqlite3.Connection, settings: Settings, owner: str, stored: int) -> int:
+    """What storing ``stored`` more bytes costs ``owner`` now; refused above the per-principal bound."""
+    used = stored_by(conn, owner)
+    if used + stored > settings.max_stored_bytes_per_principal:
+        raise PackageError(
+            f"{owner} stores {used} bytes; {stored} more would pass the bound of"
+            f" {settings.max_stored_bytes_per_principal} (setting KERNEL_MAX_STORED_BYTES_PER_PRINCIPAL)."
+        )
+    billable = max(0, stored - max(0, settings.storage_free_bytes - used))
+    price = -(-billable // MiB) * settings.storage_price_per_mib
+    if price > settings.max_amount:
+        raise PackageError(f"storing {stored} bytes would cost {price} scrip, above the largest amount; store less.")
+    return price
+
+
+def _hold_price(conn: sqlite3.Connection, settings: Settings, hold: str, owner: str, stored: int,
+                run_id: str | None) -> int:  # fmt: skip
+    price = storage_price(conn, settings, owner, stored)
+    try:
+        ledger.open_hold(conn, hold, owner, price, run_id=run_id, memo=f"storage of {stored} bytes")
+    except InsufficientFunds:
+        raise InsufficientFunds(
+            f"{owner} has {ledger.balance_in(conn, owner)} scrip and storing {stored} bytes costs {price}"
+            f" ({settings.storage_price_per_mib} per MiB above {settings.storage_free_bytes} free bytes each)."
+        ) from None
+    return price
+
+
+def _charge(conn: sqlite3.Connection, settings: Settings, hold: str, owner: str, stored: int, held: int,
+            run_id: str | None) -> None:  # fmt: skip
+    """Burn the price due now (writers may have raced for the free bytes) from the hold, then the owner."""
+    due = storage_price(conn, settings, owner, stored)
+    memo = f"storage of {stored} bytes"
+    ledger.move(conn, ledger.hold_account(hold), ledger.MINT, min(due, held), kind="storage", memo=memo, run_id=run_id)
+    ledger.settle_hold(conn, hold, owner, kind="refund", run_id=run_id, memo=memo)
+    if due > held:
+        ledger.move(conn, ledger.principal_account(owner), ledger.MINT, due - held, kind="storage", memo=memo,
+                    run_id=run_id)  # fmt: skip
+
+
+def store_holds(db: Database) -> dict[str, str]:
+    """Storage holds of live kernel processes (for `ledger check`)."""
+    return {
+        r["id"]: f"a storage write by process {_hold_owner(r['id']).split(':')[0]}"
+        for r in db.rows("SELECT id FROM accounts WHERE id LIKE 'hold:store:%' AND balance > 0")
+        if process.alive(_hold_owner(r["id"]))
+    }
+
+
+def _hold_owner(account: str) -> str:
+    return account.removeprefix("hold:store:").rpartition(":")[0]
+
+
+def recover_holds(db: Database) -> list[str]:
+    """Refund storage holds whose writer died between the hold and the write."""
+    refunded = []
+    for r in db.rows("SELECT id, principal FROM accounts WHERE id LIKE 'hold:store:%' AND balance > 0"):
+        if process.alive(_hold_owner(r["id"])):
+            continue
+        with db.transaction() as conn:
+            ledger.settle_hold(conn, r["id"].removeprefix("hold:"), r["principal"], kind="refund",
+                               memo="the kernel process storing it stopped")  # fmt: skip
+        refunded.append(r["id"].removeprefix("hold:"))
+    return refunded
+
+
+ledger.HOLD_OWNERS.append(store_holds)
 
 
 def read_files(settings: Settings, artifact_id: str) -> dict[str, bytes]:
@@ -237,7 +397,7 @@ def unpacked(settings: Settings, artifact_id: str) -> Path:
     if dest.is_dir():
         return dest
     settings.package_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=settings.package_dir, prefix=".unpack-"))
+    tmp = Path(tempfile.mkdtemp(dir=settings.package_dir, prefix=temp_prefix(UNPACKING)))
     try:
         untar(blob_path(settings, artifact_id), tmp)
         for dirpath, _, filenames in os.walk(tmp):

@@ -16,6 +16,7 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
         "m002_proxy_audit",
         "m003_escrow",
         "m004_provenance",
+        "m005_bounds",
     ]
     assert d.migrate() == []
     assert d.rows("PRAGMA journal_mode")[0]["journal_mode"] == "wal"

@@ -26,8 +26,18 @@ Row = tuple[Any, ...]
 
 
 class AuditWriter:
-    def __init__(self, db_path: Path, batch: int = 500, interval: float = 0.05):
-        self.db_path, self.batch, self.interval = db_path, batch, interval
+    """Queues audit rows for the writer thread.
+
+    ``per_run`` bounds the rows one run may add: the row that reaches the bound is a gap
+    marker, later rows are counted, not written, and ``end_run`` records how many were
+    left out. Nothing is dropped without a row saying so.
+    """
+
+    def __init__(self, db_path: Path, batch: int = 500, interval: float = 0.05, per_run: int | None = None):
+        self.db_path, self.batch, self.interval, self.per_run = db_path, batch, interval, per_run
+        self._counts: dict[str, int] = {}
+        self._dropped: dict[str, tuple[str, int]] = {}
+        self._count_lock = threading.Lock()
         self.queue: queue.SimpleQueue[Row | threading.Event | None] = queue.SimpleQueue()
         self.error: BaseException | None = None
         self.written = 0
@@ -49,7 +59,35 @@ class AuditWriter:
         detail: str | None = None,
     ) -> None:
         self._ensure_thread()
-        self.queue.put((now(), run_id, principal, source, op, artifact_id, path, size, digest, int(ok), detail))
+        if self._admit(run_id, principal):
+            self.queue.put((now(), run_id, principal, source, op, artifact_id, path, size, digest, int(ok), detail))
+
+    def _admit(self, run_id: str, principal: str) -> bool:
+        if self.per_run is None:
+            return True
+        with self._count_lock:
+            n = self._counts.get(run_id, 0) + 1
+            self._counts[run_id] = n
+            if n < self.per_run:
+                return True
+            self._dropped[run_id] = (principal, self._dropped.get(run_id, (principal, 0))[1] + 1)
+            if n > self.per_run:
+                return False
+        detail = (
+            f"this run reached {self.per_run} audit events (KERNEL_MAX_AUDIT_EVENTS_PER_RUN); later ones are counted"
+        )
+        self.queue.put((now(), run_id, principal, "kernel", "audit_incomplete", None, None, None, None, 0, detail))
+        return False
+
+    def end_run(self, run_id: str) -> int:
+        """Forget a finished run's count; returns how many of its events were not written (and records that)."""
+        with self._count_lock:
+            self._counts.pop(run_id, None)
+            principal, dropped = self._dropped.pop(run_id, ("", 0))
+        if dropped:
+            detail = f"{dropped} events of this run were not recorded: it passed {self.per_run} audit events"
+            self.queue.put((now(), run_id, principal, "kernel", "audit_incomplete", None, None, None, None, 0, detail))
+        return dropped
 
     def record_rows(self, rows: list[Row]) -> None:
         """Queue pre-built rows (in COLUMNS order): the fast path for bulk producers."""

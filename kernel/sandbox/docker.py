@@ -267,30 +267,39 @@ class DockerSandbox(Sandbox):
 
     def _remove(self, container: Container) -> None:
         """Kill and remove, retrying: no container may outlive its run."""
-        for attempt in range(5):
-            try:
-                container.remove(force=True)
-                return
-            except docker.errors.NotFound:
-                return
-            except docker.errors.APIError:
-                time.sleep(0.2 * (attempt + 1))
-        raise SandboxError(f"could not remove container {container.short_id}; `kernel doctor` will retry.")
+        self._remove_id(container.id)
 
     # -- hygiene --------------------------------------------------------------------
     def sweep(self, owner_alive: Callable[[str], bool], labels: dict[str, str]) -> list[str]:
+        """Remove this home's containers whose owner process is gone.
+
+        Safe beside any number of kernels sweeping the same home: the listing carries the
+        labels (no per-container inspect that a removal in between could fail), and a
+        container already gone, or already being removed, is already swept."""
         removed = []
         wanted = [f"{PROJECT_LABEL}={PROJECT}", *(f"{k}={v}" for k, v in labels.items())]
-        for c in self.client.containers.list(all=True, filters={"label": wanted}):
-            owner = c.labels.get(OWNER_LABEL, "")
+        for c in self.client.api.containers(all=True, filters={"label": wanted}):
+            found = c.get("Labels") or {}
+            owner = found.get(OWNER_LABEL, "")
             if owner and owner_alive(owner):
                 continue
-            try:
-                c.remove(force=True)
-                removed.append(c.labels.get(RUN_LABEL, c.short_id))
-            except docker.errors.NotFound:
-                pass
+            if self._remove_id(c["Id"]):
+                removed.append(found.get(RUN_LABEL, c["Id"][:12]))
         return removed
+
+    def _remove_id(self, container_id: str) -> bool:
+        """Force-remove one container; False if another process removed it first."""
+        for attempt in range(5):
+            try:
+                self.client.api.remove_container(container_id, force=True)
+                return True
+            except docker.errors.NotFound:
+                return False
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409 and "already in progress" in str(exc):
+                    return False
+                time.sleep(0.2 * (attempt + 1))
+        raise SandboxError(f"could not remove container {container_id[:12]}; run `kernel sweep` again.")
 
     # -- for `kernel doctor` ------------------------------------------------------------
     def engine_info(self) -> dict[str, Any]:

@@ -12,12 +12,14 @@ import ctypes
 import ctypes.util
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from kernel.errors import SandboxError
 
 OWNER_FILE = ".owner"
+BORN_SECONDS = 60  # a folder with no owner file yet is left alone this long
 MS_NOSUID, MS_NODEV = 2, 4
 MNT_DETACH = 2
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -86,6 +88,13 @@ def remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _younger_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.lstat().st_mtime < seconds
+    except OSError:
+        return True  # gone meanwhile: another sweeper has it
+
+
 def sweep(root: Path, owner_alive: Callable[[str], bool]) -> list[str]:
     """Remove run directories whose owner process is gone (left by a crashed kernel)."""
     if not root.is_dir():
@@ -96,6 +105,8 @@ def sweep(root: Path, owner_alive: Callable[[str], bool]) -> list[str]:
             owner = (entry / OWNER_FILE).read_text()
         except OSError:
             owner = ""
+            if _younger_than(entry, BORN_SECONDS):
+                continue  # just made by a live kernel, which writes its owner file next
         if not (owner and owner_alive(owner)):
             remove(entry)
             removed.append(entry.name)
