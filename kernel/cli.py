@@ -90,7 +90,10 @@ def _plain(data: Any) -> Any:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-MAX_LISTED = 1_000_000  # the largest --limit of a listing
+MAX_LISTED = 1_000_000
+LIMITS_EXAMPLE = (
+    """e.g. '{"cpu_seconds": 10, "memory_mb": 256, "wall_seconds": 30}'"""  # the largest --limit of a listing
+)
 as_option = click.option("--as", "principal", required=True, help="The principal acting.")
 
 
@@ -124,10 +127,8 @@ def main(ctx: click.Context, home: Path | None) -> None:
     except SettingsError as exc:
         # pydantic-settings: a structured setting whose value is not JSON
         field = str(exc).split('"')[1] if '"' in str(exc) else "?"
-        raise click.ClickException(
-            f"KERNEL_{field.upper()} is not valid JSON; give e.g. KERNEL_{field.upper()}="
-            '\'{"cpu_seconds": 10, "memory_mb": 256, "wall_seconds": 30}\', or unset it.'
-        ) from None
+        example = {"default_limits": LIMITS_EXAMPLE, "max_limits": LIMITS_EXAMPLE}.get(field, "a JSON value")
+        raise click.ClickException(f"KERNEL_{field.upper()} is not valid JSON; give {example}, or unset it.") from None
     ctx.obj = {"settings": settings}
 
 
@@ -504,8 +505,9 @@ def audit_export(ctx: click.Context, fmt: Literal["jsonl", "csv"], output: Path 
     """
     chunks = kernel_of(ctx).export_events(fmt)
     if output is None:
+        sys.stdout.flush()
         for chunk in chunks:
-            click.echo(chunk, nl=False)
+            write_all(sys.stdout.fileno(), chunk.encode())
         return
     try:
         fh = output.open("w", encoding="utf-8", newline="")
@@ -515,6 +517,14 @@ def audit_export(ctx: click.Context, fmt: Literal["jsonl", "csv"], output: Path 
         for chunk in chunks:
             fh.write(chunk)
     err.print(f"wrote {output}")
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte or raise: a reader that closes mid-write ends in BrokenPipeError, never
+    in a silently short output (a buffered stream can drop the rest of one large write)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 @main.command()

@@ -1,10 +1,12 @@
 """Fixtures: cheap factories for homes, packages and kernels (fake or real Docker)."""
 
+import contextlib
 import os
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import docker.errors
 import pytest
 from docker import DockerClient
 
@@ -137,9 +139,10 @@ def assert_no_containers(home_id: str) -> None:
     client = connect()
     try:
         wanted = [f"{PROJECT_LABEL}={PROJECT}", f"{HOME_LABEL}={home_id}"]
-        left = client.containers.list(all=True, filters={"label": wanted})
+        left = client.api.containers(all=True, filters={"label": wanted})  # no inspect: safe beside sweepers
         for c in left:
-            c.remove(force=True)
+            with contextlib.suppress(docker.errors.NotFound):
+                client.api.remove_container(c["Id"], force=True)
     finally:
         client.close()
-    assert not left, f"containers outlived their runs: {[c.name for c in left]}"
+    assert not left, f"containers outlived their runs: {[c['Names'] for c in left]}"

@@ -207,3 +207,83 @@ def test_durations() -> None:
     assert [parse_duration(x) for x in ("90s", "10m", "2h", "3d")] == [90, 600, 7200, 259200]
     with pytest.raises(InvalidInput, match="not a duration"):
         parse_duration("soon")
+
+
+def test_durations_have_an_upper_bound() -> None:
+    assert parse_duration("366d", 366 * 86400) == 366 * 86400
+    for text in ("367d", "3000000d", "99999999999999d", "1" * 5000 + "s"):
+        with pytest.raises(InvalidInput, match="longer than the longest allowed, 366d"):
+            parse_duration(text, 366 * 86400, "--deadline")
+    for text in ("2h;", "\u0663d", "-1d", "1.5h", ""):
+        with pytest.raises(InvalidInput, match="not a duration"):
+            parse_duration(text)
+
+
+def test_an_escrow_cannot_be_locked_for_ever(world, fake_kernel: Kernel) -> None:  # type: ignore[no-untyped-def]
+    court, tests, _ = world()
+    for option in ({"deadline": "3000000d"}, {"dispute_window": "3000000d"}, {"deadline": "99999999999999d"}):
+        with pytest.raises(InvalidInput, match="longer than the longest allowed"):
+            court.open("alice", 5, tests, **option)
+    with pytest.raises(InvalidInput, match="above the largest amount"):
+        court.open("alice", 10**25, tests)
+    assert court.escrows() == [] and fake_kernel.balance("alice") == 100
+    # the longest window still gives a date the judge can write
+    e = court.open("alice", 5, tests, dispute_window="366d", deadline="366d")
+    assert e.deadline is not None and e.dispute_window == 366 * 86400
+
+
+class BrokenEngine(ScriptedRunner):
+    def judge(self, tests: object, deliverable: object, expected: list[str]) -> SuiteRun:
+        from kernel.errors import SandboxError
+
+        raise SandboxError("the Docker engine failed during run x: 500 Server Error")
+
+
+def test_a_delivery_nobody_can_judge_ends_refunded(world, fake_kernel: Kernel, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from kernel.errors import SandboxError
+
+    court, tests, work = world(BrokenEngine())
+    monkeypatch.setattr(fake_kernel.settings, "judge_within_seconds", 1)
+    e = court.open("alice", 25, tests)
+    court.deliver(e.id, "bob", work)
+    with pytest.raises(SandboxError):
+        court.judge(e.id)  # the engine fails: the escrow stays delivered, its claim released
+    assert court.show(e.id).state == "delivered" and court.show(e.id).judge_by is not None
+    time.sleep(1.2)
+    assert [x.id for x in court.expire()] == [e.id]
+    e = court.show(e.id)
+    assert e.state == "refunded" and e.history[-2].kind == "unjudged" and fake_kernel.balance("alice") == 100
+    assert e.judge_by is None
+
+
+def test_an_appeal_nobody_can_hear_leaves_the_judgement_standing(world, fake_kernel: Kernel, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from kernel.errors import SandboxError
+
+    runner = ScriptedRunner()
+    court, tests, work = world(runner)
+    monkeypatch.setattr(fake_kernel.settings, "judge_within_seconds", 1)
+    e = court.open("alice", 30, tests, dispute_window="1h")
+    court.deliver(e.id, "bob", work)
+    assert court.judge(e.id).state == "judged"
+    monkeypatch.setattr(runner, "judge", BrokenEngine().judge)
+    with pytest.raises(SandboxError):
+        court.dispute(e.id, "alice", "I disagree")
+    assert court.show(e.id).state == "disputed"
+    time.sleep(1.2)
+    court.expire()
+    e = court.show(e.id)
+    assert e.state == "released" and "unheard" in [h.kind for h in e.history]
+    assert fake_kernel.balance("bob") == 40 and e.verdicts[0].ledger_rows
+
+
+def test_expiry_does_not_overtake_a_live_judge(world, fake_kernel: Kernel, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from kernel import process
+
+    court, tests, work = world()
+    monkeypatch.setattr(fake_kernel.settings, "judge_within_seconds", 1)
+    e = court.open("alice", 25, tests)
+    court.deliver(e.id, "bob", work)
+    with fake_kernel.db.transaction() as conn:
+        conn.execute("UPDATE escrows SET judging = ? WHERE id = ?", (process.token(), e.id))
+    time.sleep(1.2)
+    assert court.expire() == [] and court.show(e.id).state == "delivered"

@@ -44,3 +44,49 @@ def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
         conn.execute("INSERT INTO principals VALUES ('x', 'now')")
         1 / 0  # noqa: B018
     assert d.rows("SELECT * FROM principals") == []
+
+
+def test_kernels_starting_together_on_a_new_home_share_one_database(tmp_path: Path) -> None:
+    """Eight processes create the same new home at once: one database, every process sees it whole."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from kernel.db import Database; from pathlib import Path;"
+        " d = Database(Path(sys.argv[1])); print(len(d.rows('SELECT * FROM _migrations')))"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "home" / "kernel.db")], stdout=subprocess.PIPE)
+        for _ in range(8)
+    ]
+    outputs = [p.communicate(timeout=60)[0].decode().strip() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8
+    assert outputs == [str(len(dbmod.MIGRATIONS))] * 8
+    assert sorted(p.name for p in (tmp_path / "home").iterdir() if not p.name.startswith("kernel.db-")) == ["kernel.db"]
+
+
+def test_an_older_database_is_upgraded_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dbmod, "MIGRATIONS", dbmod.MIGRATIONS[:4])
+    old = Database(tmp_path / "k.db")
+    with old.transaction() as conn:
+        conn.execute("INSERT INTO principals VALUES ('alice', 'now')")
+        conn.execute(
+            "INSERT INTO artifacts (id, name, version, kind, owner, price, depends, files, size, created_at)"
+            " VALUES ('a1', 'x', '1', 'data', 'alice', 0, '[]', 2, 1000, 'now')"
+        )
+    old.close()
+    monkeypatch.undo()
+    new = Database(tmp_path / "k.db")
+    assert new.one("SELECT stored_bytes FROM artifacts")["stored_bytes"] == 1000 + 512 * 4  # type: ignore[index]
+    assert len(new.rows("SELECT * FROM _migrations")) == len(dbmod.MIGRATIONS)
+
+
+def test_a_database_from_a_newer_kernel_is_refused(tmp_path: Path) -> None:
+    from kernel.errors import HomeError
+
+    d = Database(tmp_path / "k.db")
+    with d.transaction() as conn:
+        conn.execute("INSERT INTO _migrations VALUES ('m999_future', 'now')")
+    d.close()
+    with pytest.raises(HomeError, match="written by a newer kernel"):
+        Database(tmp_path / "k.db")

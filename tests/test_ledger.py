@@ -27,6 +27,13 @@ def test_bad_principals(fake_kernel: Kernel, name: str, grant: int, message: str
     assert fake_kernel.ledger_check().supply == 110
 
 
+@pytest.mark.parametrize("name", ["eve\n", "eve\r", "\neve", "eve\x00", "évé", "e" * 41])
+def test_names_are_matched_whole(fake_kernel: Kernel, name: str) -> None:
+    with pytest.raises(InvalidInput, match="not a valid principal name"):
+        fake_kernel.create_principal(name)
+    assert [p["name"] for p in fake_kernel.principals()] == ["alice", "bob"]
+
+
 def test_overdraft_moves_nothing(fake_kernel: Kernel) -> None:
     with pytest.raises(InsufficientFunds, match="bob has 10 scrip and needs 11"), fake_kernel.db.transaction() as conn:
         ledger.move(conn, "principal:bob", "principal:alice", 11, kind="transfer")
@@ -76,3 +83,60 @@ def test_database_refuses_negative_balances(fake_kernel: Kernel) -> None:
 def test_balance_of_unknown_principal(fake_kernel: Kernel) -> None:
     with pytest.raises(NotFound, match="kernel principal create carol"):
         fake_kernel.balance("carol")
+
+
+def test_grants_cannot_overflow_the_supply(fake_kernel: Kernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    for grant in (2**63 - 1, 10**25):
+        with pytest.raises(InvalidInput, match="above the largest amount"):
+            fake_kernel.create_principal("carol", grant)
+    monkeypatch.setattr(fake_kernel.settings, "max_supply", 150)
+    with pytest.raises(InvalidInput, match="from 110 to 170, above its bound of 150"):
+        fake_kernel.create_principal("carol", 60)
+    fake_kernel.create_principal("carol", 40)
+    report = fake_kernel.ledger_check()
+    assert report.ok and report.supply == 150
+    assert [p["name"] for p in fake_kernel.principals()] == ["alice", "bob", "carol"]
+
+
+@pytest.mark.parametrize("amount", [0, -1, True, 1.5, "3", 10**25])
+def test_transfers_take_bounded_whole_amounts(fake_kernel: Kernel, amount: object) -> None:
+    with pytest.raises(InvalidInput, match="transfer's amount"):
+        fake_kernel.transfer("alice", "bob", amount)  # type: ignore[arg-type]
+    assert fake_kernel.balance("alice") == 100
+
+
+def test_transfer_moves_scrip_in_one_row(fake_kernel: Kernel) -> None:
+    assert fake_kernel.transfer("alice", "bob", 30, "for the parser") == 70
+    assert fake_kernel.balance("bob") == 40
+    row = fake_kernel.db.rows("SELECT * FROM ledger ORDER BY id DESC LIMIT 1")[0]
+    assert (row["debit"], row["credit"], row["amount"], row["kind"], row["memo"]) == (
+        "principal:alice", "principal:bob", 30, "transfer", "for the parser",
+    )  # fmt: skip
+
+
+def test_check_reports_amounts_outside_their_bounds(fake_kernel: Kernel) -> None:
+    conn = fake_kernel.db.conn
+    # What the defect left behind: a balance that became a float, and rows above the bound.
+    conn.execute(
+        "INSERT INTO ledger (at, debit, credit, amount, kind) VALUES ('t', 'mint', 'principal:bob', ?, 'mint')",
+        (2 * 10**12,),
+    )
+    conn.execute("UPDATE accounts SET balance = balance + ? WHERE id = 'principal:bob'", (2 * 10**12,))
+    conn.execute("UPDATE accounts SET balance = balance - ? WHERE id = 'mint'", (2 * 10**12,))
+    conn.execute("UPDATE accounts SET balance = 1e19 WHERE id = 'principal:alice'")
+    report = fake_kernel.ledger_check()
+    assert not report.ok
+    text = "\n".join(report.problems)
+    assert "principal:alice holds 1e+19, which is not a whole number" in text
+    assert "moves 2000000000000, outside 1..1000000000000" in text
+    conn.execute("UPDATE accounts SET balance = 100 WHERE id = 'principal:alice'")
+    conn.execute("DELETE FROM ledger WHERE amount = ?", (2 * 10**12,))
+    conn.execute("UPDATE accounts SET balance = balance - ? WHERE id = 'principal:bob'", (2 * 10**12,))
+    conn.execute("UPDATE accounts SET balance = balance + ? WHERE id = 'mint'", (2 * 10**12,))
+    assert fake_kernel.ledger_check().ok
+
+
+def test_check_reports_a_supply_above_its_bound(fake_kernel: Kernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fake_kernel.settings, "max_supply", 50)
+    report = fake_kernel.ledger_check()
+    assert not report.ok and any("the supply 110 is above its bound 50" in p for p in report.problems)

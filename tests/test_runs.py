@@ -181,3 +181,45 @@ def test_complete_runs_are_not_marked(fake_kernel: Kernel, priced: str) -> None:
     assert not r.audit_incomplete
     ops = [(e.source, e.op) for e in fake_kernel.events(run_id=r.id)]
     assert ops[:2] == [("kernel", "copy_in"), ("kernel", "copy_in")] and ("kernel", "copy_out") in ops
+
+
+def test_audit_rows_per_run_are_bounded_and_the_overflow_is_a_recorded_gap(fake_kernel: Kernel, priced: str) -> None:
+    fake_kernel.audit.per_run = 3
+    r = fake_kernel.invoke(priced, "bob", None)
+    assert r.status is RunStatus.OK and r.audit_incomplete
+    events = fake_kernel.events(run_id=r.id)
+    gaps = [e for e in events if e.op == "audit_incomplete"]
+    assert len(events) == 4 and [e.ok for e in gaps] == [False, False]
+    assert "reached 3 audit events" in (gaps[0].detail or "")
+    assert "events of this run were not recorded" in (gaps[1].detail or "")
+    assert fake_kernel.audit._counts == {} and fake_kernel.audit._dropped == {}  # forgotten when the run ended
+
+
+def test_the_audit_writer_counts_what_it_leaves_out(tmp_path: Path) -> None:
+    from kernel.audit.log import AuditWriter
+    from kernel.db import Database
+
+    Database(tmp_path / "k.db").close()
+    w = AuditWriter(tmp_path / "k.db", per_run=5)
+    for i in range(12):
+        w.record("run1", "bob", "proxy", "read_artifact", path=str(i))
+        w.record("run2", "bob", "proxy", "balance")
+    assert w.end_run("run1") == 8 and w.end_run("run2") == 8 and w.end_run("run1") == 0
+    w.close()
+    db = Database(tmp_path / "k.db")
+    rows = db.rows("SELECT op, path, ok, detail FROM audit_events WHERE run_id = 'run1' ORDER BY id")
+    assert [r["path"] for r in rows[:4]] == ["0", "1", "2", "3"]
+    assert [r["op"] for r in rows[4:]] == ["audit_incomplete", "audit_incomplete"] and len(rows) == 6
+    assert rows[-1]["detail"].startswith("8 events of this run were not recorded")
+
+
+def test_deep_inputs_are_refused_before_anything_runs(fake_kernel: Kernel, priced: str) -> None:
+    deep: list[object] = []
+    for _ in range(5000):
+        deep = [deep]
+    cyclic: list[object] = []
+    cyclic.append(cyclic)
+    for value in (deep, cyclic):
+        with pytest.raises(InvalidInput, match="nests deeper than 100 levels"):
+            fake_kernel.invoke(priced, "bob", value)
+    assert fake_kernel.runs() == []

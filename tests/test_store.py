@@ -1,5 +1,6 @@
 """Submitting artifacts: manifest validation, entrypoint checks, content addressing."""
 
+import os
 import shutil
 import tarfile
 import zipfile
@@ -158,3 +159,128 @@ def test_unpacked_copy_is_read_only(fake_kernel: Kernel, make_pkg: PackageFactor
     assert (tree / "art.py").stat().st_mode & 0o222 == 0
     assert store.unpacked(fake_kernel.settings, art.id) == tree
     shutil.rmtree(tree)
+
+
+# -- storage is metered, paid and bounded ---------------------------------------------------
+
+
+def dead_token() -> str:
+    from kernel import process
+
+    ns = process.token().rsplit(":", 1)[1]
+    return f"4194000:1:{ns}"  # above any pid this machine hands out
+
+
+@pytest.fixture
+def paid_storage(fake_kernel: Kernel, monkeypatch: pytest.MonkeyPatch) -> Kernel:
+    monkeypatch.setattr(fake_kernel.settings, "storage_free_bytes", 0)
+    monkeypatch.setattr(fake_kernel.settings, "storage_price_per_mib", 1)
+    return fake_kernel
+
+
+def test_storage_is_paid_by_the_byte_held_before_the_write(
+    paid_storage: Kernel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    k = paid_storage
+    real_write = store.write_blob
+    seen: list[int] = []
+
+    def watched(settings, artifact_id, data):  # type: ignore[no-untyped-def]
+        seen.append(k.db.one("SELECT SUM(balance) AS b FROM accounts WHERE id LIKE 'hold:store:%'")["b"])
+        return real_write(settings, artifact_id, data)
+
+    monkeypatch.setattr(store, "write_blob", watched)
+    supply = k.ledger_check().supply
+    art = store.store_data(k.db, k.settings, "bob", "blob", {"a.bin": b"x" * (3 << 20)}, False).artifact
+    due = -(-art.stored_bytes // (1 << 20))
+    assert art.stored_bytes > 3 << 20 and due == 4
+    assert seen == [due]  # held before a byte was written
+    assert k.balance("bob") == 10 - due and k.ledger_check().supply == supply - due
+    rows = k.db.rows("SELECT debit, credit, amount, kind FROM ledger WHERE kind IN ('hold', 'storage')")
+    assert rows[-1]["credit"] == "mint" and rows[-1]["amount"] == due
+    # the same content again is free: nothing new is stored
+    again = store.store_data(k.db, k.settings, "bob", "blob", {"a.bin": b"x" * (3 << 20)}, False)
+    assert not again.created and k.balance("bob") == 10 - due
+
+
+def test_storage_a_principal_cannot_pay_for_is_not_written(paid_storage: Kernel) -> None:
+    from kernel.errors import InsufficientFunds
+
+    k = paid_storage
+    with pytest.raises(InsufficientFunds, match="storing .* bytes costs 12"):
+        store.store_data(k.db, k.settings, "bob", "big", {"a.bin": os.urandom(11 << 20)}, False)
+    assert stored_nothing(k) and k.balance("bob") == 10 and k.ledger_check().ok
+
+
+def test_free_bytes_then_the_price(fake_kernel: Kernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fake_kernel.settings, "storage_free_bytes", 1 << 20)
+    first = store.store_data(fake_kernel.db, fake_kernel.settings, "bob", "a", {"a": b"1" * 1000}, False)
+    assert fake_kernel.balance("bob") == 10 and first.artifact.stored_bytes < 1 << 20
+    store.store_data(fake_kernel.db, fake_kernel.settings, "bob", "b", {"b": b"2" * (1 << 20)}, False)
+    assert fake_kernel.balance("bob") == 9  # the part above the free MiB started one paid MiB
+
+
+def test_stored_bytes_are_bounded_per_principal_and_per_run(
+    fake_kernel: Kernel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    k = fake_kernel
+    monkeypatch.setattr(k.settings, "max_stored_bytes_per_principal", 64 * 1024)
+    store.store_data(k.db, k.settings, "bob", "a", {"a": b"a" * 40_000}, False)
+    with pytest.raises(PackageError, match="KERNEL_MAX_STORED_BYTES_PER_PRINCIPAL"):
+        store.store_data(k.db, k.settings, "bob", "b", {"b": b"b" * 40_000}, False)
+    with pytest.raises(PackageError, match="KERNEL_MAX_STORED_BYTES_PER_RUN"):
+        store.store_data(k.db, k.settings, "alice", "c", {"c": b"c" * 40_000}, False, run_room=10_000)
+    assert [a.name for a in k.artifacts()] == ["a"] and k.ledger_check().ok
+
+
+def test_a_storage_hold_of_a_dead_kernel_is_refunded_by_the_sweep(fake_kernel: Kernel) -> None:
+    from kernel import ledger
+
+    with fake_kernel.db.transaction() as conn:
+        ledger.open_hold(conn, f"store:{dead_token()}:abcd", "bob", 7)
+    assert fake_kernel.balance("bob") == 3 and not fake_kernel.ledger_check().ok
+    assert fake_kernel.sweep()["runs"] == [f"store:{dead_token()}:abcd"]
+    assert fake_kernel.balance("bob") == 10 and fake_kernel.ledger_check().ok
+
+
+def test_data_names_are_printable(fake_kernel: Kernel) -> None:
+    for name in ("a\nb", "tab\there", "", "x" * 101):
+        with pytest.raises(InvalidInput, match="name of 1-100 characters"):
+            store.store_data(fake_kernel.db, fake_kernel.settings, "bob", name, {"a": b"1"}, False)
+
+
+def test_sweep_removes_temp_files_of_dead_kernels_only(fake_kernel: Kernel, make_pkg: PackageFactory) -> None:
+    from kernel import process
+
+    s = fake_kernel.settings
+    (s.blob_dir / "ab").mkdir(parents=True)
+    dead_blob = s.blob_dir / "ab" / f".incoming-{dead_token()}-x1"
+    live_blob = s.blob_dir / "ab" / f".incoming-{process.token()}-x2"
+    legacy_blob = s.blob_dir / "ab" / ".incoming-q3"  # written before temp names carried their owner
+    for p in (dead_blob, live_blob, legacy_blob):
+        p.write_bytes(b"partial")
+    s.package_dir.mkdir(parents=True, exist_ok=True)
+    dead_tree = s.package_dir / f".unpack-{dead_token()}-y1"
+    (dead_tree / "sub").mkdir(parents=True)
+    (dead_tree / "sub" / "f.py").write_text("x")
+    for d in (dead_tree / "sub", dead_tree):
+        d.chmod(0o555)  # unpacked trees are read-only
+    removed = fake_kernel.sweep()["temp_files"]
+    assert sorted(removed) == sorted(str(p.relative_to(s.home)) for p in (dead_blob, legacy_blob, dead_tree))
+    assert live_blob.exists() and not dead_blob.exists() and not dead_tree.exists()
+
+
+def test_price_above_the_largest_amount_is_refused(fake_kernel: Kernel, make_pkg: PackageFactory) -> None:
+    with pytest.raises(ManifestError, match="above the largest amount"):
+        fake_kernel.submit(make_pkg(GOOD, price=2 * 10**12), "alice")
+    with pytest.raises(ManifestError, match="tool.kernel.price"):
+        fake_kernel.submit(make_pkg(GOOD, price=10**23), "alice")
+    assert stored_nothing(fake_kernel)
+
+
+@pytest.mark.parametrize("field", ["name", "version"])
+def test_manifest_names_have_no_control_characters(fake_kernel: Kernel, make_pkg: PackageFactory, field: str) -> None:
+    name, version = ("a\\n", "1") if field == "name" else ("a", "1\\n")  # TOML escapes: a real newline
+    toml = f'[project]\nname="{name}"\nversion="{version}"\n'
+    with pytest.raises(ManifestError, match="control characters"):
+        fake_kernel.submit(make_pkg(files={"pyproject.toml": toml + '[tool.kernel]\nkind="data"\n'}), "alice")
