@@ -42,6 +42,7 @@ bench: setup
 	$(BIN)/python benchmarks/judge_overhead.py
 	$(BIN)/python benchmarks/fingerprint_throughput.py
 	$(BIN)/python benchmarks/blackmarket.py
+	$(BIN)/python benchmarks/concurrency.py
 
 clean:
 	rm -rf $(VENV) .kernel

@@ -39,7 +39,9 @@ class Settings(BaseSettings):
 
     # storage: every new blob is paid for by the byte (held before it is written) and bounded
     storage_price_per_mib: int = Field(default=1, ge=0, le=10**9, description="scrip per started MiB stored")
-    storage_free_bytes: int = Field(default=4 * MiB, ge=0, description="stored bytes free of charge per principal")
+    storage_free_bytes: int = Field(
+        default=4 * MiB, ge=0, le=2**50, description="stored bytes free of charge per principal"
+    )
     max_stored_bytes_per_principal: int = Field(default=1024 * MiB, ge=1024, le=2**50)
     max_stored_bytes_per_run: int = Field(default=64 * MiB, ge=0, le=2**50, description="bytes one run may store")
 
@@ -96,10 +98,14 @@ class Settings(BaseSettings):
     )
 
     # black-market detection (`kernel audit scan`); every alert reports the thresholds it used
-    audit_max_fingerprints: int = Field(default=16384, ge=64, description="fingerprints kept per blob (sampled above)")
-    audit_max_decoded_bytes: int = Field(default=64 * MiB, ge=0, description="bytes decoded (gzip, base64) per blob")
+    audit_max_fingerprints: int = Field(
+        default=16384, ge=64, le=2**24, description="fingerprints kept per blob (sampled above)"
+    )
+    audit_max_decoded_bytes: int = Field(
+        default=64 * MiB, ge=0, le=2**36, description="bytes decoded (gzip, base64) per blob"
+    )
     audit_common_authors: int = Field(
-        default=3, ge=2, description="content written independently by this many principals is boilerplate"
+        default=3, ge=2, le=10**6, description="content written independently by this many principals is boilerplate"
     )
     audit_common_corpus: list[Path] | None = Field(
         default=None, description="files or folders whose content is boilerplate (default: the standard library)"
@@ -107,11 +113,13 @@ class Settings(BaseSettings):
     audit_window_seconds: int = Field(
         default=7 * 24 * 3600, ge=0, le=YEAR * 100, description="payments this long before or after a flow count"
     )
-    audit_min_bytes: int = Field(default=256, ge=1, description="smaller flows are never alerts")
+    audit_min_bytes: int = Field(default=256, ge=1, le=2**40, description="smaller flows are never alerts")
     audit_paid_ratio: float = Field(
         default=0.5, gt=0, le=1, description="a flow is unpaid when less than this share of its value was paid"
     )
-    audit_min_value: int = Field(default=1, ge=1, description="content that earned less than this is not unpaid trade")
+    audit_min_value: int = Field(
+        default=1, ge=1, le=2**62, description="content that earned less than this is not unpaid trade"
+    )
     audit_dead_drop_seconds: int = Field(default=24 * 3600, ge=0, le=YEAR * 100, description="'soon' for a drop's read")
     audit_dead_drop_entropy: float = Field(
         default=7.2, ge=0, le=8, description="bits per byte that make content opaque"

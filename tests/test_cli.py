@@ -157,3 +157,12 @@ def test_a_bad_setting_is_one_sentence(cli, monkeypatch: pytest.MonkeyPatch) -> 
     err = cli("audit", "alerts", code=1).stderr
     assert "KERNEL_AUDIT_MAX_FINGERPRINTS: Input should be greater than or equal to 64" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_readme_limits_section_lists_every_setting() -> None:
+    from kernel.settings import Settings
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    limits = readme.split("\n## Limits\n", 1)[1].split("\n## ", 1)[0]
+    missing = [name for name in Settings.model_fields if f"KERNEL_{name.upper()}" not in limits]
+    assert missing == []
