@@ -2,19 +2,19 @@
 
 import json
 import sys
-from typing import Any
+from typing import Any, get_args
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from judiciary.court import Court
-from judiciary.models import Escrow, SuiteRun
+from judiciary.models import Escrow, EscrowState, SuiteRun
 
-out = Console(highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, markup=False)  # ids and test names are data
 if not out.is_terminal:
     out.width = 160
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, markup=False)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 
 
@@ -35,14 +35,14 @@ def emit(escrow: Escrow | list[Escrow], as_json: bool, human: Any) -> None:
 
 
 def print_escrow(e: Escrow, verbose: bool = True) -> None:
-    out.print(f"escrow {e.id}  [bold]{e.state}[/bold]  {e.amount} scrip  buyer {e.buyer}  worker {e.worker or '-'}")
+    out.print(f"escrow {e.id}  {e.state}  {e.amount} scrip  buyer {e.buyer}  worker {e.worker or '-'}")
     out.print(f"tests {e.tests_id[:12]} ({len(e.expected)} expected)  deliverable {(e.deliverable_id or '-')[:12]}")
     if e.deadline:
         out.print(f"deadline {e.deadline:%Y-%m-%d %H:%M:%S} UTC")
     if e.settles_at:
         out.print(f"settles at {e.settles_at:%Y-%m-%d %H:%M:%S} UTC unless disputed")
     for v in e.verdicts:
-        out.print(f"{v.kind}: [bold]{'PASS' if v.passed else 'FAIL'}[/bold] - {v.reason}")
+        out.print(f"{v.kind}: {'PASS' if v.passed else 'FAIL'} - {v.reason}")
         if verbose:
             if any(r.problem for r in v.runs):
                 out.print("(the outcomes below are as that run reported them; the run is not trusted, see above)")
@@ -198,7 +198,7 @@ def show(ctx: click.Context, escrow_id: str, as_json: bool) -> None:
 
 
 @escrow.command("list")
-@click.option("--state", help="Only escrows in this state.")
+@click.option("--state", type=click.Choice(list(get_args(EscrowState))), help="Only escrows in this state.")
 @json_option
 @click.pass_context
 def list_cmd(ctx: click.Context, state: str | None, as_json: bool) -> None:

@@ -132,7 +132,8 @@ class Court:
         if self.k.balance(buyer) < amount:
             raise InsufficientFunds(f"{buyer} has {self.k.balance(buyer)} scrip and cannot lock {amount}.")
         longest = self.k.settings.max_escrow_seconds
-        deadline_at = stamp(parse_duration(deadline, longest, "--deadline")) if deadline else None
+        # No deadline given: the longest, so an escrow nobody delivers to still ends.
+        deadline_at = stamp(parse_duration(deadline, longest, "--deadline") if deadline is not None else longest)
         window = parse_duration(dispute_window, longest, "--dispute-window")
         expected = self._runner().collect(tests)
         escrow_id = secrets.token_hex(8)
@@ -191,9 +192,12 @@ class Court:
     def dispute(self, ref: str, principal: str, reason: str) -> Escrow:
         escrow = self._refresh(self.show(ref))
         if principal not in (escrow.buyer, escrow.worker):
-            raise InvalidInput(f"only the buyer ({escrow.buyer}) or the worker ({escrow.worker}) can dispute.")
+            worker = f"the worker ({escrow.worker})" if escrow.worker else "its worker, once one delivers,"
+            raise InvalidInput(f"only the buyer ({escrow.buyer}) or {worker} can dispute.")
         if not reason.strip():
             raise InvalidInput("give a --reason for the dispute.")
+        if len(reason) > 2000 or not all(c.isprintable() or c in "\n\t" for c in reason):
+            raise InvalidInput("a dispute's --reason is at most 2000 printable characters.")
         if escrow.state == "disputed" or any(v.kind == "appeal" for v in escrow.verdicts):
             raise EscrowStateError(f"escrow {escrow.id} was already disputed; the appeal verdict is final.")
         if escrow.state != "judged":

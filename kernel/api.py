@@ -16,11 +16,25 @@ from kernel import home, ledger, process, runs, store
 from kernel.audit import AuditWriter, export, list_events
 from kernel.audit.scan import Auditor
 from kernel.db import Database
+from kernel.errors import InvalidInput
 from kernel.graph import dependency_graph
 from kernel.models import Alert, Artifact, AuditEvent, Flow, Graph, RunResult, ScanReport, SubmitResult
 from kernel.sandbox.base import HOME_LABEL, Sandbox
 from kernel.sandbox.scratch import sweep as sweep_run_dirs
-from kernel.settings import Settings
+from kernel.settings import MAX_LISTED, Settings
+
+
+def count(value: object, what: str, low: int) -> int:
+    """A listing's size: a whole number in low..MAX_LISTED, or one sentence."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_LISTED:
+        raise InvalidInput(f"{what} must be a whole number from {low} to {MAX_LISTED} (got {value!r}).")
+    return value
+
+
+def text(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be text (got {type(value).__name__}).")
+    return value
 
 
 class Kernel:
@@ -62,12 +76,18 @@ class Kernel:
     def sweep(self) -> dict[str, list[str]]:
         """Remove what crashed kernels left: their runs (refunded), containers, run dirs, temp files."""
         self.writing()
-        recovered = runs.recover(self.db) + store.recover_holds(self.db)
+        recovered, holds = runs.recover(self.db), store.recover_holds(self.db)
         containers = self.sandbox.sweep(process.alive, {HOME_LABEL: self.settings.home_id})
         dirs = sweep_run_dirs(self.settings.run_dir, process.alive)
-        temp = store.sweep_temp(self.settings, process.alive)
+        temp = store.sweep_temp(self.settings, process.alive) + store.sweep_orphans(self.db, self.settings)
         self._swept = True
-        return {"runs": self.recovered + recovered, "containers": containers, "run_dirs": dirs, "temp_files": temp}
+        return {
+            "runs": self.recovered + recovered,
+            "storage_holds": holds,
+            "containers": containers,
+            "run_dirs": dirs,
+            "temp_files": temp,
+        }
 
     # -- principals and scrip ---------------------------------------------------------
     def create_principal(self, name: str, grant: int = 0) -> int:
@@ -75,7 +95,7 @@ class Kernel:
 
     def transfer(self, payer: str, to: str, amount: int, memo: str = "") -> int:
         """Move scrip between two principals; returns the payer's new balance."""
-        return ledger.transfer(self.db, payer, to, amount, memo, self.settings.bounds)
+        return ledger.transfer(self.db, payer, to, amount, text(memo, "a memo"), self.settings.bounds)
 
     def balance(self, name: str) -> int:
         return ledger.balance(self.db, name)
@@ -90,12 +110,14 @@ class Kernel:
         return ledger.check(self.db, self.settings.bounds)
 
     # -- artifacts ------------------------------------------------------------------
-    def submit(self, path: Path, owner: str, public: bool = False) -> SubmitResult:
+    def submit(self, path: Path | str, owner: str, public: bool = False) -> SubmitResult:
         self.writing()
-        return store.submit(self.db, self.settings, path, owner, public)
+        if not isinstance(public, bool):
+            raise InvalidInput(f"public must be True or False (got {public!r}).")
+        return store.submit(self.db, self.settings, Path(path), owner, public)
 
     def artifact(self, ref: str) -> Artifact:
-        return store.get(self.db, ref)
+        return store.get(self.db, text(ref, "an artifact id"))
 
     def artifacts(self, owner: str | None = None) -> list[Artifact]:
         return store.list_artifacts(self.db, owner)
@@ -112,7 +134,7 @@ class Kernel:
         return runs.get_run(self.db, ref)
 
     def runs(self, limit: int = 50, principal: str | None = None) -> list[RunResult]:
-        return runs.list_runs(self.db, limit, principal)
+        return runs.list_runs(self.db, count(limit, "limit", 1), principal)
 
     # -- audit and graph ------------------------------------------------------------------
     def events(
@@ -120,7 +142,7 @@ class Kernel:
     ) -> list[AuditEvent]:
         if principal:
             ledger.require_principal(self.db, principal)
-        return list_events(self.db, run_id, principal, limit)
+        return list_events(self.db, run_id, principal, None if limit is None else count(limit, "limit", 0) or None)
 
     def export_events(self, fmt: Literal["jsonl", "csv"]) -> Iterator[str]:
         return export(self.db, fmt)

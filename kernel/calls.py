@@ -10,6 +10,7 @@ allowed or refused, is an audit event with its bytes and sha256.
 import base64
 import binascii
 import hashlib
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,7 @@ class CallHandler:
     def __init__(self, services: "Services", ctx: RunContext):
         self.s, self.ctx = services, ctx
         self.stored = 0  # bytes this run has stored (bounded by settings.max_stored_bytes_per_run)
+        self._store_lock = threading.Lock()  # the proxy serves a run's connections in parallel
 
     def __call__(self, call: Any) -> Any:
         try:
@@ -118,13 +120,14 @@ class CallHandler:
             raw = {path: base64.b64decode(data, validate=True) for path, data in files.items()}
         except (binascii.Error, ValueError) as exc:
             raise Refusal("invalid", f"file contents must be base64: {exc}") from exc
-        room = self.s.settings.max_stored_bytes_per_run - self.stored
-        result = store.store_data(
-            self.s.db, self.s.settings, self.ctx.principal, name, raw, public, run_id=self.ctx.run_id, run_room=room
-        )
+        with self._store_lock:
+            room = self.s.settings.max_stored_bytes_per_run - self.stored
+            result = store.store_data(
+                self.s.db, self.s.settings, self.ctx.principal, name, raw, public, run_id=self.ctx.run_id, run_room=room
+            )
+            if result.created:
+                self.stored += result.artifact.stored_bytes
         art = result.artifact
-        if result.created:
-            self.stored += art.stored_bytes
         for path, data in raw.items():
             self._audit("write_artifact", artifact_id=art.id, path=path, size=len(data), digest=sha256(data))
         self.s.audit.record(

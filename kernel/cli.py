@@ -17,12 +17,12 @@ from rich.table import Table
 from kernel.errors import InvalidInput, KernelError
 from kernel.models import RunResult, RunStatus
 from kernel.safe_io import read_user_file
-from kernel.settings import Settings
+from kernel.settings import MAX_LISTED, Settings
 
-out = Console(highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, markup=False)  # names and outputs are data, never markup
 if not out.is_terminal:
     out.width = 160  # piped output: do not wrap tables at 80 columns
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, markup=False)
 
 
 class KernelGroup(click.Group):
@@ -32,7 +32,11 @@ class KernelGroup(click.Group):
         try:
             return super().invoke(ctx)
         except KernelError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(printable(str(exc))) from exc
+        except UnicodeError as exc:
+            raise click.ClickException(
+                "an argument or KERNEL_* setting is not valid UTF-8 text; give UTF-8 (names are ASCII)."
+            ) from exc
         except sqlite3.Error as exc:
             raise click.ClickException(f"the kernel database failed: {exc}; check --home and retry.") from exc
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
@@ -57,6 +61,11 @@ class KernelGroup(click.Group):
             raise click.ClickException(
                 f"internal error: {type(exc).__name__}: {exc} (set KERNEL_DEBUG=1 to see the traceback)"
             ) from exc
+
+
+def printable(message: str) -> str:
+    """One line whatever a user typed into it: control characters are shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 def kernel_of(ctx: click.Context) -> Any:
@@ -90,7 +99,6 @@ def _plain(data: Any) -> Any:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-MAX_LISTED = 1_000_000
 LIMITS_EXAMPLE = (
     """e.g. '{"cpu_seconds": 10, "memory_mb": 256, "wall_seconds": 30}'"""  # the largest --limit of a listing
 )
@@ -118,6 +126,11 @@ def main(ctx: click.Context, home: Path | None) -> None:
         settings = Settings(home=home) if home else Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
+        if not first["loc"]:  # a rule between settings
+            raise click.ClickException(
+                f"the KERNEL_* settings do not fit together: {first['msg'].removeprefix('Value error, ')};"
+                " fix or unset them."
+            ) from None
         name = "KERNEL_" + "_".join(str(part) for part in first["loc"][:1]).upper()
         field = ".".join(str(part) for part in first["loc"][1:])
         raise click.ClickException(
@@ -242,6 +255,8 @@ def ledger_check(ctx: click.Context, as_json: bool) -> None:
         )
         for p in report.problems:
             out.print(f"  - {p}")
+        for n in report.notes:
+            out.print(f"  note: {n}")
 
     emit(report, as_json, human)
     if not report.ok:
@@ -377,7 +392,7 @@ def invoke(
 
 def print_run(r: RunResult) -> None:
     u = r.usage
-    out.print(f"run {r.id}  status [bold]{r.status.value}[/bold]  runtime {r.runtime}")
+    out.print(f"run {r.id}  status {r.status.value}  runtime {r.runtime}")
     if r.reason:
         out.print(f"reason: {r.reason}")
     if r.status is RunStatus.OK:
@@ -664,4 +679,8 @@ def _add_commands() -> None:
 _add_commands()
 
 if __name__ == "__main__":
-    main()
+    # `python -m kernel.cli`: run the module everything registered on (kernel.audit.commands
+    # imports kernel.cli, which is a second module beside __main__).
+    from kernel.cli import main as registered
+
+    registered()

@@ -339,6 +339,9 @@ def m005_bounds(conn: sqlite3.Connection) -> None:
         ALTER TABLE escrows ADD COLUMN judge_by TEXT;
         UPDATE escrows SET judge_by = strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', '+7 days')
             WHERE state IN ('delivered', 'disputed');
+        -- An open escrow with no deadline would wait for a delivery for ever.
+        UPDATE escrows SET deadline = strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', '+366 days')
+            WHERE state = 'open' AND deadline IS NULL;
         """,
     )
 
@@ -416,6 +419,11 @@ class Database:
 
     def __init__(self, path: Path, read_only: bool = False):
         self.path, self.read_only = path, read_only
+        if path.is_symlink() and not path.exists():
+            raise HomeError(
+                f"{path} is a link to {os.readlink(path)}, which does not exist: restore the database there,"
+                " or remove the link to start an empty home."
+            )
         if not read_only and not path.exists():
             create(path)
         elif not path.exists():
@@ -455,6 +463,12 @@ class Database:
             conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
         except sqlite3.OperationalError:
             conn.close()
+            wal = path.with_name(path.name + "-wal")
+            if wal.exists() and wal.stat().st_size > 0:
+                raise HomeError(
+                    f"the kernel's home {path.parent} is read-only and its latest changes are still in"
+                    f" {wal.name}, which cannot be read without writing: run any command once with the home writable."
+                ) from None
             conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
         return conn
 
@@ -470,6 +484,11 @@ class Database:
     def _upgrade(self, tables: set[str]) -> None:
         """Apply pending migrations; refuse a database newer than this kernel or missing tables."""
         done = {r[0] for r in self.conn.execute("SELECT name FROM _migrations")}
+        if not done and tables - {"_migrations"}:
+            raise HomeError(
+                f"{self.path} has tables but no record of its migrations: the database is damaged and was left"
+                " untouched; restore it from a backup."
+            )
         unknown = done - {name for name, _ in MIGRATIONS}
         if unknown:
             raise HomeError(

@@ -31,6 +31,7 @@ def prepare(home: Path) -> bool:
             raise HomeError(
                 f"cannot create the kernel's home {home}: {exc.strerror}; choose a folder you can write."
             ) from exc
+    _refuse_foreign(home)
     writable = os.access(home, os.W_OK | os.X_OK) and _db_writable(home / "kernel.db")
     if writable and (home.stat().st_mode & 0o777) != PRIVATE:
         try:
@@ -42,6 +43,23 @@ def prepare(home: Path) -> bool:
     if not os.access(home, os.R_OK | os.X_OK):
         raise HomeError(f"the kernel's home {home} cannot be read by this user; run as its owner.")
     return writable
+
+
+def _refuse_foreign(home: Path) -> None:
+    """A folder that holds other things and no kernel.db is not a home: never take it over
+    (making `/` or the current folder private, say)."""
+    db = home / "kernel.db"
+    if db.exists() or db.is_symlink():
+        return
+    try:
+        others = [e.name for e in os.scandir(home) if not e.name.startswith(".kernel.db.new-")]
+    except OSError as exc:
+        raise HomeError(f"cannot read the kernel's home {home}: {exc.strerror}; run as its owner.") from exc
+    if others:
+        raise HomeError(
+            f"{home} already holds other files ({', '.join(sorted(others)[:3])}) and no kernel.db, so it is not"
+            " a kernel home: point --home or KERNEL_HOME at a new or empty folder."
+        )
 
 
 def _db_writable(path: Path) -> bool:

@@ -204,24 +204,43 @@ class LedgerReport(BaseModel):
     principals_total: int
     holds_total: int
     problems: list[str]
+    notes: list[str] = []  # within the hard bounds, above today's settings
+
+
+def _account_sums(db: Database) -> dict[str, int]:
+    """Each account's net ledger rows; summed in Python when SQLite's 64-bit SUM would overflow."""
+    try:
+        return {
+            r["id"]: r["net"]
+            for r in db.rows(
+                "SELECT id, COALESCE(SUM(delta), 0) AS net FROM ("
+                " SELECT credit AS id, amount AS delta FROM ledger"
+                " UNION ALL SELECT debit AS id, -amount AS delta FROM ledger) GROUP BY id"
+            )
+        }
+    except sqlite3.OperationalError as exc:
+        if "overflow" not in str(exc):
+            raise
+    sums: dict[str, int] = {}
+    with db.lock:
+        for debit, credit, amount in db.conn.execute("SELECT debit, credit, amount FROM ledger"):
+            sums[credit] = sums.get(credit, 0) + amount
+            sums[debit] = sums.get(debit, 0) - amount
+    return sums
 
 
 def check(db: Database, bounds: Bounds = Bounds()) -> LedgerReport:
     """Verify conservation and bounds.
 
     Every balance is an integer equal to the sum of its account's ledger rows; principals
-    and holds are never negative; balances sum to the supply; the supply and every row's
-    amount are within their bounds; every non-empty hold has exactly one owner.
+    and holds are never negative; balances sum to the supply; every row's amount is a
+    whole number in 1..2^62, which no setting allows above; every non-empty hold has
+    exactly one owner. Rows and a supply above today's (lowerable) settings are notes:
+    they were allowed when written.
     """
     problems: list[str] = []
-    derived = {
-        r["id"]: r["net"]
-        for r in db.rows(
-            "SELECT id, COALESCE(SUM(delta), 0) AS net FROM ("
-            " SELECT credit AS id, amount AS delta FROM ledger"
-            " UNION ALL SELECT debit AS id, -amount AS delta FROM ledger) GROUP BY id"
-        )
-    }
+    notes: list[str] = []
+    derived = _account_sums(db)
     totals = {"principal": 0, "hold": 0, "mint": 0}
     for acc in db.rows("SELECT id, kind, balance, typeof(balance) AS type FROM accounts"):
         if acc["type"] != "integer":
@@ -234,20 +253,26 @@ def check(db: Database, bounds: Bounds = Bounds()) -> LedgerReport:
             )
         if acc["kind"] != "mint" and acc["balance"] < 0:
             problems.append(f"account {acc['id']} is negative ({acc['balance']})")
-        if acc["kind"] != "mint" and acc["balance"] > bounds.max_supply:
-            problems.append(f"account {acc['id']} holds {acc['balance']}, above the supply bound {bounds.max_supply}")
+        if acc["kind"] != "mint" and acc["balance"] > MAX_SCRIP:
+            problems.append(f"account {acc['id']} holds {acc['balance']}, above any possible supply")
     bad_rows = db.rows(
         "SELECT id, amount, kind FROM ledger WHERE typeof(amount) != 'integer' OR amount <= 0 OR amount > ?"
         " ORDER BY id LIMIT 20",
-        (bounds.max_amount,),
+        (MAX_SCRIP,),
     )
     for row in bad_rows:
-        problems.append(
-            f"ledger row {row['id']} ({row['kind']}) moves {row['amount']!r}, outside 1..{bounds.max_amount}"
+        problems.append(f"ledger row {row['id']} ({row['kind']}) moves {row['amount']!r}, outside 1..2^62")
+    high = db.one("SELECT COUNT(*) AS n, MIN(id) AS first FROM ledger WHERE amount > ?", (bounds.max_amount,))
+    if high and high["n"]:
+        notes.append(
+            f"{high['n']} ledger rows (the first: {high['first']}) move more than today's KERNEL_MAX_AMOUNT,"
+            f" {bounds.max_amount}; they were written under a higher setting"
         )
     supply = -totals["mint"]
-    if supply > bounds.max_supply:
-        problems.append(f"the supply {supply} is above its bound {bounds.max_supply} (KERNEL_MAX_SUPPLY)")
+    if supply > MAX_SCRIP:
+        problems.append(f"the supply {supply} is above any possible bound")
+    elif supply > bounds.max_supply:
+        notes.append(f"the supply {supply} is above today's KERNEL_MAX_SUPPLY, {bounds.max_supply}: no grant can mint")
     if totals["principal"] + totals["hold"] != supply:
         problems.append(f"principals ({totals['principal']}) + holds ({totals['hold']}) != supply ({supply})")
     owners: dict[str, list[str]] = {}
@@ -265,4 +290,5 @@ def check(db: Database, bounds: Bounds = Bounds()) -> LedgerReport:
         principals_total=totals["principal"],
         holds_total=totals["hold"],
         problems=problems,
+        notes=notes,
     )

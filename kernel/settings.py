@@ -4,7 +4,7 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kernel.models import Limits
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 MiB = 1024 * 1024
 YEAR = 365 * 24 * 3600
+MAX_LISTED = 1_000_000  # the longest listing one call returns (`--limit`)
 
 
 class Settings(BaseSettings):
@@ -132,7 +133,22 @@ class Settings(BaseSettings):
     @field_validator("home")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
-        return value.expanduser().absolute()
+        try:
+            return value.expanduser().absolute()
+        except RuntimeError as exc:  # '~nobody/x'
+            raise ValueError(f"cannot expand '~' in {value}: give an absolute path") from exc
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Settings":
+        if self.max_amount > self.max_supply:
+            raise ValueError(f"max_amount ({self.max_amount}) must not be above max_supply ({self.max_supply})")
+        if self.call_price > self.max_amount:
+            raise ValueError(f"call_price ({self.call_price}) must not be above max_amount ({self.max_amount})")
+        if self.default_limits.exceeds(self.max_limits):
+            raise ValueError(
+                f"default_limits exceed max_limits: {', '.join(self.default_limits.exceeds(self.max_limits))}"
+            )
+        return self
 
     @property
     def home_id(self) -> str:

@@ -177,6 +177,27 @@ def sweep_temp(settings: Settings, owner_alive: Callable[[str], bool]) -> list[s
     return removed
 
 
+def sweep_orphans(db: Database, settings: Settings) -> list[str]:
+    """Remove blobs no artifact row names (their writer died between the write and the commit).
+
+    Each removal is decided inside a write transaction, and a writer re-checks its blob
+    inside the one that commits its row, so a live writer's blob is either kept or
+    written again: never a row without a blob."""
+    if not settings.blob_dir.is_dir():
+        return []
+    known = {r["id"] for r in db.rows("SELECT id FROM artifacts")}
+    removed = []
+    for path in settings.blob_dir.glob("*/*.tar"):
+        if path.stem in known:
+            continue
+        with db.transaction() as conn:
+            if conn.execute("SELECT 1 FROM artifacts WHERE id = ?", (path.stem,)).fetchone():
+                continue
+            path.unlink(missing_ok=True)
+        removed.append(str(path.relative_to(settings.home)))
+    return removed
+
+
 def submit(db: Database, settings: Settings, path: Path, owner: str, public: bool = False) -> SubmitResult:
     """Validate and store a package; the same content always yields the same id."""
     require_principal(db, owner)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from kernel.api import Kernel
+from kernel.sandbox.base import SandboxOutcome
 from kernel.sandbox.fake import FakeSandbox
 from kernel.settings import Settings
 
@@ -136,7 +137,7 @@ def cases(root: Path, code_id: str, tests_id: str) -> list[Case]:
             "grant-past-supply",
             ["principal", "create", "carol", "--grant", "60"],
             "above its bound of 150",
-            env={"KERNEL_MAX_SUPPLY": "150"},
+            env={"KERNEL_MAX_SUPPLY": "150", "KERNEL_MAX_AMOUNT": "100"},
         ),
         Case("price-1e23", ["submit", str(price_package(root, "1e23")), "--as", "alice"], "tool.kernel.price"),
         Case(
@@ -177,6 +178,16 @@ def cases(root: Path, code_id: str, tests_id: str) -> list[Case]:
         ),  # fmt: skip
         Case("setting-not-int", ["balance", "alice"], "KERNEL_MAX_AMOUNT", env={"KERNEL_MAX_AMOUNT": "abc"}),
         Case("setting-out-of-range", ["balance", "alice"], "KERNEL_WORKSPACE_MB", env={"KERNEL_WORKSPACE_MB": "-1"}),
+        Case(
+            "settings-inconsistent",
+            ["balance", "alice"],
+            "do not fit together: max_amount (1000000000000) must not be above max_supply (150)",
+            env={"KERNEL_MAX_SUPPLY": "150"},
+        ),
+        Case("setting-home-tilde", ["balance", "alice"], "cannot expand '~'", env={"KERNEL_HOME": "~nobody-x/k"}),
+        Case("not-utf8", ["balance", "al\udcffice"], "not valid UTF-8"),
+        Case("newline-in-message", ["transfer", "bob", "5", "--as", "alice\nx"], "no principal named 'alice\\nx'"),
+        Case("escrow-state", ["escrow", "list", "--state", "bogus"], "is not one of", code=2),
         Case(
             "setting-huge-limit",
             ["balance", "alice"],
@@ -291,3 +302,74 @@ def test_export_into_a_closed_pipe_says_so(world: tuple[Path, str, str], tmp_pat
     assert proc.wait(timeout=60) == 1
     assert stderr.startswith("Error: standard output was closed") and stderr.count("\n") == 1, stderr
     assert proc.returncode != -signal.SIGPIPE
+
+
+def test_a_folder_that_is_not_a_home_is_never_taken_over(tmp_path: Path) -> None:
+    other = tmp_path / "someone-elses"
+    other.mkdir(mode=0o755)
+    (other / "notes.txt").write_text("mine")
+    other.chmod(0o755)
+    for args in (["balance", "alice"], ["principal", "create", "zed"]):
+        assert_one_sentence(kernel(other, args), "is not a kernel home", 1)
+    assert (other.stat().st_mode & 0o777) == 0o755 and sorted(p.name for p in other.iterdir()) == ["notes.txt"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert kernel(empty, ["principal", "create", "zed"]).returncode == 0  # an empty folder becomes a home
+    assert (empty.stat().st_mode & 0o777) == 0o700
+
+
+def test_a_dangling_database_link_is_refused_and_nothing_is_made(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "kernel.db").symlink_to(tmp_path / "gone.db")
+    assert_one_sentence(kernel(home, ["principal", "create", "zed"]), "which does not exist", 1)
+    assert not (tmp_path / "gone.db").exists()
+
+
+def test_a_read_only_home_with_unmerged_changes_is_refused_not_shown_stale(
+    world: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    src = sqlite3.connect(world[0] / "kernel.db")
+    dst = sqlite3.connect(home / "kernel.db")
+    src.backup(dst)
+    src.close()
+    dst.execute("PRAGMA journal_mode=WAL")
+    dst.close()
+    # A kernel killed after a commit leaves its changes in the WAL, not yet in kernel.db.
+    crash = (
+        "import os, sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_autocheckpoint=0');"
+        " c.execute(\"INSERT INTO principals VALUES ('ben', 'now')\"); c.commit(); os._exit(0)"
+    )
+    subprocess.run([sys.executable, "-c", crash, str(home / "kernel.db")], check=True)
+    (home / "kernel.db-shm").unlink()
+    assert (home / "kernel.db-wal").stat().st_size > 0
+    with read_only_copy(home, tmp_path / "ro") as ro:
+        assert_one_sentence(kernel(ro, ["principal", "list"]), "latest changes are still in kernel.db-wal", 1)
+
+
+def test_names_and_outputs_are_printed_as_text_never_as_markup(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    k = Kernel(Settings(home=home, audit_common_corpus=[]), sandbox=FakeSandbox(), image="fake:1")
+    k.create_principal("alice")
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "art.py").write_text("def main(v):\n    return v\n")
+    (pkg / "pyproject.toml").write_text(
+        '[project]\nname = "[/bold]"\nversion = "[red]1"\n[tool.kernel]\nkind = "code"\nentrypoint = "art:main"\n'
+    )
+    art = k.submit(pkg, "alice").artifact.id
+    k._sandbox = FakeSandbox(lambda spec: (SandboxOutcome(exit_code=0), {"ok": True, "value": "[/] [bold]"}))
+    run = k.invoke(art, "alice", None).id
+    k.close()
+    listed = kernel(home, ["artifacts"])
+    assert listed.returncode == 0 and "[/bold]" in listed.stdout and "[red]1" in listed.stdout, listed.stderr
+    shown = kernel(home, ["show", run])
+    assert shown.returncode == 0 and '"[/] [bold]"' in shown.stdout, shown.stderr
+
+
+def test_python_dash_m_has_every_command(tmp_path: Path) -> None:
+    for args in (["audit", "alerts", "--help"], ["audit", "scan", "--help"], ["escrow", "list", "--help"]):
+        result = kernel(None, args)
+        assert result.returncode == 0 and "Example:" in result.stdout, (args, result.stderr)

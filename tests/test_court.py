@@ -287,3 +287,28 @@ def test_expiry_does_not_overtake_a_live_judge(world, fake_kernel: Kernel, monke
         conn.execute("UPDATE escrows SET judging = ? WHERE id = ?", (process.token(), e.id))
     time.sleep(1.2)
     assert court.expire() == [] and court.show(e.id).state == "delivered"
+
+
+def test_an_escrow_opened_without_a_deadline_still_ends(world, fake_kernel: Kernel) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    court, tests, _ = world()
+    e = court.open("alice", 5, tests)
+    assert e.deadline is not None
+    longest = timedelta(seconds=fake_kernel.settings.max_escrow_seconds)
+    assert abs(e.deadline - (datetime.now(UTC) + longest)) < timedelta(minutes=1)
+    with pytest.raises(InvalidInput, match="not a duration"):
+        court.open("alice", 5, tests, deadline="")
+
+
+def test_a_dispute_reason_is_bounded_text(world) -> None:  # type: ignore[no-untyped-def]
+    court, tests, work = world()
+    e = court.open("alice", 30, tests, dispute_window="1h")
+    court.deliver(e.id, "bob", work)
+    court.judge(e.id)
+    for reason in ("x" * 2001, "clear\x1b[2J", "nul\x00"):
+        with pytest.raises(InvalidInput, match="at most 2000 printable characters"):
+            court.dispute(e.id, "alice", reason)
+    assert court.show(e.id).state == "judged"
+    with pytest.raises(InvalidInput, match="its worker, once one delivers"):
+        court.dispute(court.open("alice", 5, tests).id, "mallory", "why")

@@ -114,29 +114,50 @@ def test_transfer_moves_scrip_in_one_row(fake_kernel: Kernel) -> None:
     )  # fmt: skip
 
 
-def test_check_reports_amounts_outside_their_bounds(fake_kernel: Kernel) -> None:
+def test_check_reports_amounts_outside_their_bounds(fake_kernel: Kernel, monkeypatch: pytest.MonkeyPatch) -> None:
     conn = fake_kernel.db.conn
-    # What the defect left behind: a balance that became a float, and rows above the bound.
+    # What the defect left behind: a balance that became a float, and a row no setting allows.
     conn.execute(
         "INSERT INTO ledger (at, debit, credit, amount, kind) VALUES ('t', 'mint', 'principal:bob', ?, 'mint')",
-        (2 * 10**12,),
+        (2**63 - 1,),
     )
-    conn.execute("UPDATE accounts SET balance = balance + ? WHERE id = 'principal:bob'", (2 * 10**12,))
-    conn.execute("UPDATE accounts SET balance = balance - ? WHERE id = 'mint'", (2 * 10**12,))
     conn.execute("UPDATE accounts SET balance = 1e19 WHERE id = 'principal:alice'")
     report = fake_kernel.ledger_check()
     assert not report.ok
     text = "\n".join(report.problems)
     assert "principal:alice holds 1e+19, which is not a whole number" in text
-    assert "moves 2000000000000, outside 1..1000000000000" in text
+    assert f"moves {2**63 - 1}, outside 1..2^62" in text
     conn.execute("UPDATE accounts SET balance = 100 WHERE id = 'principal:alice'")
-    conn.execute("DELETE FROM ledger WHERE amount = ?", (2 * 10**12,))
-    conn.execute("UPDATE accounts SET balance = balance - ? WHERE id = 'principal:bob'", (2 * 10**12,))
-    conn.execute("UPDATE accounts SET balance = balance + ? WHERE id = 'mint'", (2 * 10**12,))
+    conn.execute("DELETE FROM ledger WHERE amount = ?", (2**63 - 1,))
     assert fake_kernel.ledger_check().ok
 
 
-def test_check_reports_a_supply_above_its_bound(fake_kernel: Kernel, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lowering_a_bound_later_is_a_note_not_a_broken_ledger(
+    fake_kernel: Kernel, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(fake_kernel.settings, "max_supply", 50)
+    monkeypatch.setattr(fake_kernel.settings, "max_amount", 20)
     report = fake_kernel.ledger_check()
-    assert not report.ok and any("the supply 110 is above its bound 50" in p for p in report.problems)
+    assert report.ok and report.problems == []
+    assert any("today's KERNEL_MAX_AMOUNT, 20" in n for n in report.notes)
+    assert any("the supply 110 is above today's KERNEL_MAX_SUPPLY, 50" in n for n in report.notes)
+    with pytest.raises(InvalidInput, match="above its bound of 50"):
+        fake_kernel.create_principal("carol", 1)
+
+
+def test_the_python_api_answers_bad_arguments_with_a_sentence(fake_kernel: Kernel, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cases = [
+        (lambda: fake_kernel.transfer("alice", "bob", 1, None), "a memo must be text"),  # type: ignore[arg-type]
+        (lambda: fake_kernel.runs(10**30), "limit must be a whole number from 1"),
+        (lambda: fake_kernel.runs(-1), "limit must be a whole number from 1"),
+        (lambda: fake_kernel.events(limit=10**30), "limit must be a whole number from 0"),
+        (lambda: fake_kernel.artifact(None), "an artifact id must be text"),  # type: ignore[arg-type]
+        (lambda: fake_kernel.submit(tmp_path, "alice", public="false"), "public must be True or False"),  # type: ignore[arg-type]
+    ]
+    for call, message in cases:
+        with pytest.raises(InvalidInput, match=message):
+            call()
+    from kernel.errors import PackageError
+
+    with pytest.raises(PackageError, match="does not exist"):
+        fake_kernel.submit(str(tmp_path / "nothing"), "alice")  # a str path is a path

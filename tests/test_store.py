@@ -239,7 +239,7 @@ def test_a_storage_hold_of_a_dead_kernel_is_refunded_by_the_sweep(fake_kernel: K
     with fake_kernel.db.transaction() as conn:
         ledger.open_hold(conn, f"store:{dead_token()}:abcd", "bob", 7)
     assert fake_kernel.balance("bob") == 3 and not fake_kernel.ledger_check().ok
-    assert fake_kernel.sweep()["runs"] == [f"store:{dead_token()}:abcd"]
+    assert fake_kernel.sweep()["storage_holds"] == [f"store:{dead_token()}:abcd"]
     assert fake_kernel.balance("bob") == 10 and fake_kernel.ledger_check().ok
 
 
@@ -284,3 +284,67 @@ def test_manifest_names_have_no_control_characters(fake_kernel: Kernel, make_pkg
     toml = f'[project]\nname="{name}"\nversion="{version}"\n'
     with pytest.raises(ManifestError, match="control characters"):
         fake_kernel.submit(make_pkg(files={"pyproject.toml": toml + '[tool.kernel]\nkind="data"\n'}), "alice")
+
+
+def test_a_run_cannot_pass_its_storage_bound_with_parallel_connections(
+    fake_kernel: Kernel, make_pkg: PackageFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+    import threading
+
+    from kernel.calls import CallHandler, RunContext
+    from kernel.proxy import Refusal
+    from kernel.runs import Services
+
+    monkeypatch.setattr(fake_kernel.settings, "max_stored_bytes_per_run", 1 << 20)
+    art = fake_kernel.submit(make_pkg(GOOD), "alice").artifact
+    ctx = RunContext(run_id="r" * 16, principal="alice", artifact=art, root_run_id="r" * 16, depth=1)
+    handler = CallHandler(Services(fake_kernel.db, fake_kernel.settings, None, "fake:1", fake_kernel.audit), ctx)  # type: ignore[arg-type]
+    outcomes: list[str] = []
+    start = threading.Barrier(4)
+
+    def write(i: int) -> None:
+        start.wait()
+        try:
+            handler.write(f"part{i}", {"a.bin": base64.b64encode(os.urandom(900 * 1024)).decode()}, False)
+            outcomes.append("stored")
+        except Refusal as exc:
+            outcomes.append(exc.code)
+        except PackageError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["refused", "refused", "refused", "stored"]
+    assert handler.stored <= 1 << 20 and len([a for a in fake_kernel.artifacts() if a.kind == "data"]) == 1
+
+
+def test_a_blob_whose_writer_died_before_its_row_is_swept(fake_kernel: Kernel, make_pkg: PackageFactory) -> None:
+    kept = fake_kernel.submit(make_pkg(GOOD), "alice").artifact
+    orphan = store.blob_path(fake_kernel.settings, "ab" * 32)
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"written, then the kernel was killed before the commit")
+    assert fake_kernel.sweep()["temp_files"] == [str(orphan.relative_to(fake_kernel.settings.home))]
+    assert not orphan.exists() and store.blob_path(fake_kernel.settings, kept.id).exists()
+
+
+def test_a_writer_whose_blob_was_swept_writes_it_again(
+    fake_kernel: Kernel, make_pkg: PackageFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = store.write_blob
+    calls: list[bool] = []
+
+    def write_then_swept(settings, artifact_id, data):  # type: ignore[no-untyped-def]
+        new = real_write(settings, artifact_id, data)
+        if not calls:  # the first write: another kernel sweeps before the row commits
+            assert store.sweep_orphans(fake_kernel.db, settings) != []
+        calls.append(new)
+        return new
+
+    monkeypatch.setattr(store, "write_blob", write_then_swept)
+    art = fake_kernel.submit(make_pkg(GOOD), "alice").artifact
+    assert calls == [True, True]  # written, swept, written again inside the committing transaction
+    assert store.read_files(fake_kernel.settings, art.id)["art.py"] == GOOD.encode()
