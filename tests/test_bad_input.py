@@ -37,6 +37,15 @@ class Case:
     stdin: bytes | None = None
 
 
+def package(root: Path, project: str, kernel_table: str, files: dict[str, str] | None = None) -> Path:
+    """A package folder: its [project] and [tool.kernel] lines, and art.py unless ``files`` say otherwise."""
+    root.mkdir()
+    (root / "pyproject.toml").write_text(f"[project]\n{project}\n[tool.kernel]\n{kernel_table}\n")
+    for name, text in (files or {"art.py": "def main(v):\n    return v\n"}).items():
+        (root / name).write_text(text)
+    return root
+
+
 def snapshot(home: Path) -> dict[str, object]:
     """Everything a command could have stored: every row of the state tables, and every file."""
     conn = sqlite3.connect(f"file:{home / 'kernel.db'}?mode=ro", uri=True)
@@ -80,17 +89,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str,
     k = Kernel(Settings(home=home, audit_common_corpus=[]), sandbox=FakeSandbox(), image="fake:1")
     k.create_principal("alice", grant=100)
     k.create_principal("bob")
-    code = root / "code"
-    (code / "art.py").parent.mkdir()
-    (code / "art.py").write_text("def main(v):\n    return v\n")
-    (code / "pyproject.toml").write_text(
-        '[project]\nname = "art"\nversion = "1"\n[tool.kernel]\nkind = "code"\nentrypoint = "art:main"\n'
-    )
-    tests = root / "tests"
-    tests.mkdir()
-    (tests / "test_art.py").write_text("import art\n\ndef test_it():\n    assert art.main(1) == 1\n")
-    (tests / "pyproject.toml").write_text(
-        '[project]\nname = "t"\nversion = "1"\n[tool.kernel]\nkind = "tests"\ntarget = "art"\n'
+    code = package(root / "code", 'name = "art"\nversion = "1"', 'kind = "code"\nentrypoint = "art:main"')
+    tests = package(
+        root / "tests",
+        'name = "t"\nversion = "1"',
+        'kind = "tests"\ntarget = "art"',
+        {"test_art.py": "import art\n\ndef test_it():\n    assert art.main(1) == 1\n"},
     )
     code_id = k.submit(code, "alice").artifact.id
     tests_id = k.submit(tests, "alice").artifact.id
@@ -109,12 +113,10 @@ def price_package(root: Path, price: str) -> Path:
 def write_inputs(root: Path) -> None:
     """The files the cases name: packages with bad prices, a deep and a big input, a FIFO."""
     for price in PRICES:
-        pkg = price_package(root, price)
-        pkg.mkdir()
-        (pkg / "art.py").write_text("def main(v):\n    return v\n")
-        (pkg / "pyproject.toml").write_text(
-            '[project]\nname = "p"\nversion = "1"\n[tool.kernel]\nkind = "code"\nentrypoint = "art:main"\n'
-            f"price = {price}\n"
+        package(
+            price_package(root, price),
+            'name = "p"\nversion = "1"',
+            f'kind = "code"\nentrypoint = "art:main"\nprice = {price}',
         )
     (root / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     (root / "big.json").write_text('"' + "x" * (2 * 1024 * 1024) + '"')
@@ -353,12 +355,7 @@ def test_names_and_outputs_are_printed_as_text_never_as_markup(tmp_path: Path) -
     home = tmp_path / "home"
     k = Kernel(Settings(home=home, audit_common_corpus=[]), sandbox=FakeSandbox(), image="fake:1")
     k.create_principal("alice")
-    pkg = tmp_path / "pkg"
-    pkg.mkdir()
-    (pkg / "art.py").write_text("def main(v):\n    return v\n")
-    (pkg / "pyproject.toml").write_text(
-        '[project]\nname = "[/bold]"\nversion = "[red]1"\n[tool.kernel]\nkind = "code"\nentrypoint = "art:main"\n'
-    )
+    pkg = package(tmp_path / "pkg", 'name = "[/bold]"\nversion = "[red]1"', 'kind = "code"\nentrypoint = "art:main"')
     art = k.submit(pkg, "alice").artifact.id
     k._sandbox = FakeSandbox(lambda spec: (SandboxOutcome(exit_code=0), {"ok": True, "value": "[/] [bold]"}))
     run = k.invoke(art, "alice", None).id
