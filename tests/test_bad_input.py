@@ -118,6 +118,7 @@ def write_inputs(root: Path) -> None:
             'name = "p"\nversion = "1"',
             f'kind = "code"\nentrypoint = "art:main"\nprice = {price}',
         )
+    package(root / "fresh", 'name = "fresh"\nversion = "1"', 'kind = "code"\nentrypoint = "art:main"')
     (root / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     (root / "big.json").write_text('"' + "x" * (2 * 1024 * 1024) + '"')
     os.mkfifo(root / "fifo")
@@ -153,6 +154,19 @@ def cases(root: Path, code_id: str, tests_id: str) -> list[Case]:
         Case("transfer-unknown-payer", ["transfer", "bob", "5", "--as", "nobody"], "no principal named 'nobody'"),
         Case("transfer-memo", ["transfer", "alice", "1", "--as", "alice", "--memo", "a\nb"], "memo"),
         Case("escrow-amount-1e25", [*open_escrow[:5], str(10**25), *open_escrow[6:]], "above the largest amount"),
+        # storage: paid before the write, bounded per principal
+        Case(
+            "storage-unpaid",
+            ["submit", str(root / "fresh"), "--as", "bob"],
+            "bob has 0 scrip and storing",
+            env={"KERNEL_STORAGE_FREE_BYTES": "0"},
+        ),
+        Case(
+            "storage-over-bound",
+            ["submit", str(root / "fresh"), "--as", "bob"],
+            "KERNEL_MAX_STORED_BYTES_PER_PRINCIPAL",
+            env={"KERNEL_MAX_STORED_BYTES_PER_PRINCIPAL": "1024"},
+        ),
         # durations: bounded at input
         Case("deadline-huge", [*open_escrow, "--deadline", "99999999999999d"], "longer than the longest allowed"),
         Case("window-3000000d", [*open_escrow, "--dispute-window", "3000000d"], "longer than the longest allowed"),

@@ -22,6 +22,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from kernel import process
 from kernel.sandbox.base import HOME_LABEL, OWNER_LABEL, PROJECT_LABEL, RUN_LABEL
 from kernel.sandbox.docker import PROJECT, DockerSandbox
 from tests.conftest import PackageFactory, assert_no_containers
@@ -235,3 +236,27 @@ def test_soak_many_kernels_one_home(
 
     assert_no_containers(Settings(home=home).home_id)
     print(f"soak {soak_runtime}: {dict(tally.ops)}, artifact failures {tally.artifact_failures}, killed {tally.killed}")
+
+
+def test_kernel_sweep_removes_what_a_killed_kernel_left(
+    tmp_path: Path, make_pkg: PackageFactory, runtime: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL during a first unpack and during a submit leaves temp files; `kernel sweep` removes them."""
+    monkeypatch.setenv("SOAK_RUNTIME", runtime)
+    home = tmp_path / "home"
+    assert kernel(home, "principal", "create", "a").returncode == 0
+    dead = "4194000:1:" + process.token().rsplit(":", 1)[1]  # a pid no process has, in our namespace
+    half_blob = home / "blobs" / "ab" / f".incoming-{dead}-k1"
+    half_tree = home / "packages" / f".unpack-{dead}-k2"
+    half_blob.parent.mkdir(parents=True)
+    half_blob.write_bytes(os.urandom(1 << 20))
+    (half_tree / "pkg").mkdir(parents=True)
+    (half_tree / "pkg" / "big.bin").write_bytes(os.urandom(1 << 20))
+    (half_tree / "pkg").chmod(0o555)
+    r = kernel(home, "sweep", "--json")
+    assert r.returncode == 0, r.stderr
+    assert sorted(json.loads(r.stdout)["temp_files"]) == [
+        f"blobs/ab/.incoming-{dead}-k1",
+        f"packages/.unpack-{dead}-k2",
+    ]
+    assert not half_blob.exists() and not half_tree.exists()
