@@ -12,6 +12,7 @@ that process dies, the claim lapses and the escrow can be judged again.
 import json
 import re
 import secrets
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -222,12 +223,12 @@ class Court:
         return self._hear(escrow, "appeal", runs=self.appeal_runs)
 
     def _hear(self, escrow: Escrow, kind: str, runs: int) -> Escrow:
-        self._claim(escrow)
+        claim = self._claim(escrow)
         try:
             verdict = self._verdict(escrow, kind, runs)
             with self.db.transaction() as conn:
                 state = conn.execute("SELECT state, judging FROM escrows WHERE id = ?", (escrow.id,)).fetchone()
-                if state[0] != escrow.state or state[1] != process.token():
+                if state[0] != escrow.state or state[1] != claim:
                     raise Busy(f"escrow {escrow.id} was settled by another judge meanwhile.")
                 self._event(conn, escrow.id, kind, None, f"{'pass' if verdict.passed else 'fail'}: {verdict.reason}")
                 if kind == "appeal" or escrow.dispute_window == 0:
@@ -235,7 +236,7 @@ class Court:
                 else:
                     conn.execute(
                         "UPDATE escrows SET state = 'judged', settles_at = ?, updated_at = ? WHERE id = ?",
-                        (stamp(escrow.dispute_window), now(), escrow.id),
+                        (stamp(min(escrow.dispute_window, self.k.settings.max_escrow_seconds)), now(), escrow.id),
                     )
                 conn.execute(
                     "INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?)",
@@ -243,22 +244,31 @@ class Court:
                 )
         finally:
             with self.db.transaction() as conn:
-                conn.execute(
-                    "UPDATE escrows SET judging = NULL WHERE id = ? AND judging = ?", (escrow.id, process.token())
-                )
+                conn.execute("UPDATE escrows SET judging = NULL WHERE id = ? AND judging = ?", (escrow.id, claim))
         return self.show(escrow.id)
 
     def _judge_by(self) -> str:
         return stamp(self.k.settings.judge_within_seconds)
 
-    def _claim(self, escrow: Escrow) -> None:
+    def _claim(self, escrow: Escrow) -> str:
+        """Claim the judgement for this process; returns the claim ('TOKEN@EPOCH')."""
         with self.db.transaction() as conn:
             holder = conn.execute("SELECT judging FROM escrows WHERE id = ?", (escrow.id,)).fetchone()[0]
-            if holder and holder != process.token() and process.alive(holder):
+            if holder and holder.partition("@")[0] != process.token() and self._judge_at_work(holder):
                 raise Busy(
                     f"escrow {escrow.id} is being judged by another kernel process (pid {holder.split(':')[0]})."
                 )
-            conn.execute("UPDATE escrows SET judging = ? WHERE id = ?", (process.token(), escrow.id))
+            claim = f"{process.token()}@{time.time():.0f}"
+            conn.execute("UPDATE escrows SET judging = ? WHERE id = ?", (claim, escrow.id))
+        return claim
+
+    def _judge_at_work(self, holder: str) -> bool:
+        """Whether a claim still stands: its process lives (one in another pid namespace,
+        which cannot be seen, for as long as a judgement with the most runs can take)."""
+        token, _, since = holder.partition("@")
+        s = self.k.settings
+        lease = (s.appeal_runs + 1) * s.max_limits.wall_seconds + 600
+        return not process.lapsed(token, float(since) if since.isdigit() else None, lease)
 
     def _verdict(self, escrow: Escrow, kind: str, runs: int) -> Verdict:
         assert escrow.deliverable_id is not None
@@ -320,17 +330,22 @@ class Court:
         A judge still at work (a live process holds the claim) is not overtaken.
         """
         t = datetime.now(UTC)
+        s = self.k.settings
+        # Escrows written before these bounds (or by an older kernel) may lack a date or have a
+        # far one: the bound applies from when the escrow last changed.
+        longest = escrow.updated_at + timedelta(seconds=s.max_escrow_seconds)
+        judging = escrow.updated_at + timedelta(seconds=s.judge_within_seconds)
         due = {
-            "open": escrow.deadline,
-            "judged": escrow.settles_at,
-            "delivered": escrow.judge_by,
-            "disputed": escrow.judge_by,
+            "open": min(escrow.deadline or longest, escrow.created_at + timedelta(seconds=s.max_escrow_seconds)),
+            "judged": min(escrow.settles_at or longest, longest),
+            "delivered": escrow.judge_by or judging,
+            "disputed": escrow.judge_by or judging,
         }.get(escrow.state)
         if due is None or due > t or self.db.read_only:  # a read-only home is shown as it is
             return escrow
         with self.db.transaction() as conn:
             state, holder = conn.execute("SELECT state, judging FROM escrows WHERE id = ?", (escrow.id,)).fetchone()
-            if state != escrow.state or (holder and process.alive(holder)):
+            if state != escrow.state or (holder and self._judge_at_work(holder)):
                 return self.show(escrow.id)
             if state == "open":
                 self._event(conn, escrow.id, "expired", None, "deadline passed without a delivery")

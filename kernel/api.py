@@ -42,7 +42,7 @@ class Kernel:
         self.settings = settings or Settings()
         self.writable = home.prepare(self.settings.home)
         self.db = Database(self.settings.db_path, read_only=not self.writable)
-        self.recovered = runs.recover(self.db) if self.writable else []
+        self.recovered = runs.recover(self.db, self.settings.run_lease) if self.writable else []
         self.audit = AuditWriter(
             self.settings.db_path, batch=self.settings.audit_batch, per_run=self.settings.max_audit_events_per_run
         )
@@ -76,7 +76,7 @@ class Kernel:
     def sweep(self) -> dict[str, list[str]]:
         """Remove what crashed kernels left: their runs (refunded), containers, run dirs, temp files."""
         self.writing()
-        recovered, holds = runs.recover(self.db), store.recover_holds(self.db)
+        recovered, holds = runs.recover(self.db, self.settings.run_lease), store.recover_holds(self.db)
         containers = self.sandbox.sweep(process.alive, {HOME_LABEL: self.settings.home_id})
         dirs = sweep_run_dirs(self.settings.run_dir, process.alive)
         temp = store.sweep_temp(self.settings, process.alive) + store.sweep_orphans(self.db, self.settings)

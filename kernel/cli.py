@@ -108,11 +108,11 @@ as_option = click.option("--as", "principal", required=True, help="The principal
 @click.group(cls=KernelGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--home",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False),
     help="State directory (default: $KERNEL_HOME, else ./.kernel).",
 )
 @click.pass_context
-def main(ctx: click.Context, home: Path | None) -> None:
+def main(ctx: click.Context, home: str | None) -> None:
     """A sandboxed artifact-execution kernel: code packages run in throwaway,
     locked-down containers, metered and paid for in scrip.
 
@@ -123,7 +123,11 @@ def main(ctx: click.Context, home: Path | None) -> None:
       kernel invoke 3f9a2c --as alice --input '{"text": "to be or not"}'
     """
     try:
-        settings = Settings(home=home) if home else Settings()
+        if home is not None and not home.strip():
+            raise click.BadParameter(
+                "must not be empty: leave --home out to use $KERNEL_HOME or ./.kernel.", param_hint="--home"
+            )
+        settings = Settings(home=Path(home)) if home is not None else Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
         if not first["loc"]:  # a rule between settings

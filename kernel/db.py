@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
+from kernel import process
 from kernel.errors import Ambiguous, HomeError, InvalidInput, NotFound, ReadOnlyHome
 
 MIN_PREFIX = 6  # shortest id prefix accepted for artifacts and runs
@@ -334,7 +335,9 @@ def m005_bounds(conn: sqlite3.Connection) -> None:
         """
         -- Bytes the artifact's blob takes on disk (its normal tar), what storage is charged on.
         ALTER TABLE artifacts ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
-        UPDATE artifacts SET stored_bytes = size + 512 * (files + 2);
+        -- (a normal tar: per file a header, a long-name header and its data, content padded to 512;
+        -- 1024 at the end, a 10240-byte record; an upper bound for names under 480 bytes)
+        UPDATE artifacts SET stored_bytes = ((size + 2048 * files + 1024 + 10239) / 10240) * 10240;
         -- A delivered or disputed escrow with no verdict by then ends without one.
         ALTER TABLE escrows ADD COLUMN judge_by TEXT;
         UPDATE escrows SET judge_by = strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', '+7 days')
@@ -381,6 +384,9 @@ TABLES = [
 ]
 
 
+NEW_DATABASE = ".kernel.db.new-"  # a database being built (with its -wal, -shm): swept when its kernel is gone
+
+
 def create(path: Path) -> None:
     """Make a new, fully migrated database at ``path`` unless one appears there meanwhile.
 
@@ -388,7 +394,7 @@ def create(path: Path) -> None:
     link fails if another kernel got there first, and nobody ever opens a file that is
     still being built."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.new-{os.getpid()}-{os.urandom(4).hex()}")
+    tmp = path.with_name(f"{NEW_DATABASE}{process.token()}-{os.urandom(4).hex()}")
     try:
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:

@@ -13,6 +13,7 @@ from pathlib import Path
 from kernel.errors import HomeError
 
 PRIVATE = 0o700
+NOT_CONTENT = {"lost+found", ".gitkeep", ".keep"}  # a fresh filesystem, a placeholder: still an empty folder
 
 
 def prepare(home: Path) -> bool:
@@ -52,7 +53,9 @@ def _refuse_foreign(home: Path) -> None:
     if db.exists() or db.is_symlink():
         return
     try:
-        others = [e.name for e in os.scandir(home) if not e.name.startswith(".kernel.db.new-")]
+        others = [
+            e.name for e in os.scandir(home) if not (e.name in NOT_CONTENT or e.name.startswith(".kernel.db.new-"))
+        ]
     except OSError as exc:
         raise HomeError(f"cannot read the kernel's home {home}: {exc.strerror}; run as its owner.") from exc
     if others:

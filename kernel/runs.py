@@ -13,6 +13,7 @@ import os
 import secrets
 import sqlite3
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -474,12 +475,15 @@ def list_runs(db: Database, limit: int = 50, principal: str | None = None) -> li
     return [to_result(r) for r in rows]
 
 
-def recover(db: Database) -> list[str]:
-    """Runs whose kernel process is gone: mark them killed and refund their holds."""
+def recover(db: Database, lease: float = 2 * 86400) -> list[str]:
+    """Runs whose kernel process is gone: mark them killed and refund their holds.
+
+    A run owned from another pid namespace (which cannot be seen) counts as gone once it
+    is older than ``lease``: longer than any run can last (settings: ``run_lease``)."""
     stale = [
         r
-        for r in db.rows("SELECT id, principal, owner_process FROM runs WHERE state = 'running'")
-        if not process.alive(r["owner_process"])
+        for r in db.rows("SELECT id, principal, owner_process, started_at FROM runs WHERE state = 'running'")
+        if process.lapsed(r["owner_process"], datetime.fromisoformat(r["started_at"]).timestamp(), lease)
     ]
     for run in stale:
         with db.transaction() as conn:

@@ -130,6 +130,13 @@ class Settings(BaseSettings):
         default=24 * 3600, ge=0, le=YEAR * 100, description="a transfer this close to a flow pays for it"
     )
 
+    @field_validator("home", mode="before")
+    @classmethod
+    def _not_empty(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty: unset it to use ./.kernel, or name a folder")
+        return value
+
     @field_validator("home")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -154,6 +161,11 @@ class Settings(BaseSettings):
     def home_id(self) -> str:
         """A short name for this home, carried as a label by its containers."""
         return hashlib.sha256(str(self.home).encode()).hexdigest()[:16]
+
+    @property
+    def run_lease(self) -> int:
+        """Longer than any run can last: a run owned from another pid namespace is over after it."""
+        return 2 * self.max_limits.wall_seconds + 600
 
     @property
     def bounds(self) -> "Bounds":

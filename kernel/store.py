@@ -17,13 +17,14 @@ import tarfile
 import tempfile
 import tomllib
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from kernel import ledger, process
-from kernel.db import Database, now
+from kernel.db import NEW_DATABASE, Database, now
 from kernel.errors import InsufficientFunds, InvalidInput, ManifestError, PackageError
 from kernel.ledger import require_principal
 from kernel.models import LABEL_RE, Artifact, LimitsOverride, Manifest, SubmitResult
@@ -159,10 +160,15 @@ def write_blob(settings: Settings, artifact_id: str, data: bytes) -> bool:
 def sweep_temp(settings: Settings, owner_alive: Callable[[str], bool]) -> list[str]:
     """Remove half-written blobs and half-unpacked packages whose kernel process is gone."""
     removed = []
-    candidates = [*settings.blob_dir.glob(f"*/{INCOMING}*"), *settings.package_dir.glob(f"{UNPACKING}*")]
+    candidates = [
+        *settings.blob_dir.glob(f"*/{INCOMING}*"),
+        *settings.package_dir.glob(f"{UNPACKING}*"),
+        *settings.home.glob(f"{NEW_DATABASE}*"),
+    ]
     for path in candidates:
-        kind = INCOMING if path.name.startswith(INCOMING) else UNPACKING
-        owner = path.name.removeprefix(kind).rpartition("-")[0]
+        kind = next(k for k in (INCOMING, UNPACKING, NEW_DATABASE) if path.name.startswith(k))
+        owner, dash, _ = path.name.removeprefix(kind).partition("-")  # the token holds no '-'
+        owner = owner if dash else ""
         if owner and owner_alive(owner):
             continue
         if path.is_dir() and not path.is_symlink():
@@ -372,12 +378,31 @@ def _charge(conn: sqlite3.Connection, settings: Settings, hold: str, owner: str,
                     run_id=run_id)  # fmt: skip
 
 
+STORE_LEASE = 3600  # no write takes longer: a storage hold owned from another pid namespace lapses after it
+
+
+def _store_holds(db: Database) -> list[tuple[str, str, bool]]:
+    """Each non-empty storage hold: account, payer, and whether its writer may still be at work."""
+    rows = db.rows(
+        "SELECT a.id, a.principal, MIN(l.at) AS since FROM accounts a JOIN ledger l ON l.credit = a.id"
+        " WHERE a.id LIKE 'hold:store:%' AND a.balance > 0 GROUP BY a.id"
+    )
+    return [
+        (r["id"], r["principal"], not process.lapsed(_hold_owner(r["id"]), _epoch(r["since"]), STORE_LEASE))
+        for r in rows
+    ]
+
+
+def _epoch(at: str) -> float:
+    return datetime.fromisoformat(at).timestamp()
+
+
 def store_holds(db: Database) -> dict[str, str]:
-    """Storage holds of live kernel processes (for `ledger check`)."""
+    """Storage holds of kernel processes still at work (for `ledger check`)."""
     return {
-        r["id"]: f"a storage write by process {_hold_owner(r['id']).split(':')[0]}"
-        for r in db.rows("SELECT id FROM accounts WHERE id LIKE 'hold:store:%' AND balance > 0")
-        if process.alive(_hold_owner(r["id"]))
+        account: f"a storage write by process {_hold_owner(account).split(':')[0]}"
+        for account, _, at_work in _store_holds(db)
+        if at_work
     }
 
 
@@ -388,13 +413,13 @@ def _hold_owner(account: str) -> str:
 def recover_holds(db: Database) -> list[str]:
     """Refund storage holds whose writer died between the hold and the write."""
     refunded = []
-    for r in db.rows("SELECT id, principal FROM accounts WHERE id LIKE 'hold:store:%' AND balance > 0"):
-        if process.alive(_hold_owner(r["id"])):
+    for account, payer, at_work in _store_holds(db):
+        if at_work:
             continue
         with db.transaction() as conn:
-            ledger.settle_hold(conn, r["id"].removeprefix("hold:"), r["principal"], kind="refund",
+            ledger.settle_hold(conn, account.removeprefix("hold:"), payer, kind="refund",
                                memo="the kernel process storing it stopped")  # fmt: skip
-        refunded.append(r["id"].removeprefix("hold:"))
+        refunded.append(account.removeprefix("hold:"))
     return refunded
 
 

@@ -384,3 +384,19 @@ def test_python_dash_m_has_every_command(tmp_path: Path) -> None:
     for args in (["audit", "alerts", "--help"], ["audit", "scan", "--help"], ["escrow", "list", "--help"]):
         result = kernel(None, args)
         assert result.returncode == 0 and "Example:" in result.stdout, (args, result.stderr)
+
+
+def test_an_empty_home_setting_is_refused_not_the_current_folder(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KERNEL_")} | {"KERNEL_HOME": ""}
+    r = subprocess.run([*KERNEL, "principal", "create", "zed"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 1 and "KERNEL_HOME: Value error, must not be empty" in r.stderr, r.stderr
+    r = subprocess.run([*KERNEL, "--home", "", "balance", "zed"], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 2 and "must not be empty" in r.stderr, r.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing made in the current folder
+
+
+def test_a_fresh_filesystem_is_an_empty_folder(tmp_path: Path) -> None:
+    volume = tmp_path / "vol"
+    (volume / "lost+found").mkdir(parents=True)
+    (volume / ".gitkeep").write_text("")
+    assert kernel(volume, ["principal", "create", "zed"]).returncode == 0

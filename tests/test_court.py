@@ -312,3 +312,40 @@ def test_a_dispute_reason_is_bounded_text(world) -> None:  # type: ignore[no-unt
     assert court.show(e.id).state == "judged"
     with pytest.raises(InvalidInput, match="its worker, once one delivers"):
         court.dispute(court.open("alice", 5, tests).id, "mallory", "why")
+
+
+def foreign_token(pid: int = 7) -> str:
+    return f"{pid}:12345:4026599999"  # a process in a pid namespace this one cannot see
+
+
+def test_a_claim_from_another_pid_namespace_lapses_after_the_longest_judgement(world, fake_kernel: Kernel) -> None:  # type: ignore[no-untyped-def]
+    court, tests, work = world()
+    e = court.open("alice", 30, tests)
+    court.deliver(e.id, "bob", work)
+    fresh = f"{foreign_token()}@{time.time():.0f}"
+    with fake_kernel.db.transaction() as conn:
+        conn.execute("UPDATE escrows SET judging = ? WHERE id = ?", (fresh, e.id))
+    from judiciary.errors import Busy
+
+    with pytest.raises(Busy, match="being judged by another kernel process"):
+        court.judge(e.id)  # it may still be at work: it cannot be seen from here
+    stale = f"{foreign_token()}@{time.time() - 10 * 86400:.0f}"
+    with fake_kernel.db.transaction() as conn:
+        conn.execute("UPDATE escrows SET judging = ? WHERE id = ?", (stale, e.id))
+    assert court.judge(e.id).state == "released"  # longer than any judgement can take: the claim lapsed
+
+
+def test_escrows_written_before_the_bounds_still_end(world, fake_kernel: Kernel) -> None:  # type: ignore[no-untyped-def]
+    court, tests, work = world()
+    old = court.open("alice", 10, tests)
+    judged = court.open("alice", 10, tests, dispute_window="1h")
+    court.deliver(judged.id, "bob", work)
+    long_ago = "2000-01-01T00:00:00.000000+00:00"
+    with fake_kernel.db.transaction() as conn:  # as an older kernel wrote them: no deadline, a huge window
+        conn.execute("UPDATE escrows SET deadline = NULL, created_at = ?, updated_at = ? WHERE id = ?",
+                     (long_ago, long_ago, old.id))  # fmt: skip
+        conn.execute("UPDATE escrows SET dispute_window = ? WHERE id = ?", (3_000_000 * 86400, judged.id))
+    assert court.judge(judged.id).state == "judged"  # the window is clamped to the longest: no overflow
+    assert court.show(judged.id).settles_at is not None
+    assert [x.id for x in court.expire()] == [old.id]
+    assert court.show(old.id).state == "refunded"

@@ -77,7 +77,7 @@ def test_an_older_database_is_upgraded_in_place(tmp_path: Path, monkeypatch: pyt
     old.close()
     monkeypatch.undo()
     new = Database(tmp_path / "k.db")
-    assert new.one("SELECT stored_bytes FROM artifacts")["stored_bytes"] == 1000 + 512 * 4  # type: ignore[index]
+    assert new.one("SELECT stored_bytes FROM artifacts")["stored_bytes"] == 10240  # type: ignore[index]
     assert len(new.rows("SELECT * FROM _migrations")) == len(dbmod.MIGRATIONS)
 
 
@@ -90,3 +90,32 @@ def test_a_database_from_a_newer_kernel_is_refused(tmp_path: Path) -> None:
     d.close()
     with pytest.raises(HomeError, match="written by a newer kernel"):
         Database(tmp_path / "k.db")
+
+
+def test_the_upgrade_never_undercounts_what_an_old_artifact_takes_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """m005 estimates stored bytes from total size and file count: never below the real blob."""
+    import random
+
+    from kernel.package import normal_tar
+
+    rng = random.Random(5)
+    monkeypatch.setattr(dbmod, "MIGRATIONS", dbmod.MIGRATIONS[:4])
+    old = Database(tmp_path / "k.db")
+    real: dict[str, int] = {}
+    with old.transaction() as conn:
+        conn.execute("INSERT INTO principals VALUES ('alice', 'now')")
+        for n in range(200):
+            files = {f"f{i}/{'x' * rng.randint(1, 400)}.py": rng.randbytes(rng.choice([0, 1, 511, 513, 20_000]))
+                     for i in range(rng.randint(1, 40))}  # fmt: skip
+            real[f"a{n}"] = len(normal_tar(files))
+            conn.execute(
+                "INSERT INTO artifacts (id, name, version, kind, owner, price, depends, files, size, created_at)"
+                " VALUES (?, 'x', '1', 'data', 'alice', 0, '[]', ?, ?, 'now')",
+                (f"a{n}", len(files), sum(len(d) for d in files.values())),
+            )
+    old.close()
+    monkeypatch.undo()
+    upgraded = {r["id"]: r["stored_bytes"] for r in Database(tmp_path / "k.db").rows("SELECT * FROM artifacts")}
+    assert [a for a, size in real.items() if upgraded[a] < size] == []

@@ -223,3 +223,24 @@ def test_deep_inputs_are_refused_before_anything_runs(fake_kernel: Kernel, price
         with pytest.raises(InvalidInput, match="nests deeper than 100 levels"):
             fake_kernel.invoke(priced, "bob", value)
     assert fake_kernel.runs() == []
+
+
+def test_a_run_owned_from_another_pid_namespace_is_recovered_after_its_lease(fake_kernel: Kernel, priced: str) -> None:
+    from kernel import ledger
+    from kernel.db import now
+
+    def orphan(run_id: str, started: str) -> None:
+        with fake_kernel.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO runs (id, artifact_id, principal, state, owner_process, started_at)"
+                " VALUES (?, ?, 'bob', 'running', '7:12345:4026599999', ?)",
+                (run_id, priced, started),
+            )
+            ledger.open_hold(conn, f"run:{run_id}", "bob", 4, run_id=run_id)
+
+    orphan("a" * 16, now())
+    orphan("b" * 16, "2000-01-01T00:00:00.000000+00:00")
+    assert runs.recover(fake_kernel.db, lease=3600) == ["b" * 16]  # the young one may still be at work
+    assert fake_kernel.balance("bob") == 6
+    assert runs.recover(fake_kernel.db, lease=0) == ["a" * 16]
+    assert fake_kernel.balance("bob") == 10

@@ -348,3 +348,24 @@ def test_a_writer_whose_blob_was_swept_writes_it_again(
     art = fake_kernel.submit(make_pkg(GOOD), "alice").artifact
     assert calls == [True, True]  # written, swept, written again inside the committing transaction
     assert store.read_files(fake_kernel.settings, art.id)["art.py"] == GOOD.encode()
+
+
+def test_a_storage_hold_from_another_pid_namespace_lapses_after_its_lease(fake_kernel: Kernel) -> None:
+    from kernel import ledger
+
+    with fake_kernel.db.transaction() as conn:
+        ledger.open_hold(conn, "store:7:12345:4026599999:abcd", "bob", 3)
+    assert fake_kernel.sweep()["storage_holds"] == [] and fake_kernel.ledger_check().ok  # may still be writing
+    with fake_kernel.db.transaction() as conn:
+        conn.execute("UPDATE ledger SET at = '2000-01-01T00:00:00+00:00' WHERE credit LIKE 'hold:store:%'")
+    assert fake_kernel.sweep()["storage_holds"] == ["store:7:12345:4026599999:abcd"]
+    assert fake_kernel.balance("bob") == 10 and fake_kernel.ledger_check().ok
+
+
+def test_a_database_left_half_built_by_a_dead_kernel_is_swept(fake_kernel: Kernel) -> None:
+    home = fake_kernel.settings.home
+    left = [home / f".kernel.db.new-{dead_token()}-0a0b{suffix}" for suffix in ("", "-wal", "-shm")]
+    for p in left:
+        p.write_bytes(b"half")
+    assert sorted(fake_kernel.sweep()["temp_files"]) == sorted(p.name for p in left)
+    assert not any(p.exists() for p in left)
