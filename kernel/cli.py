@@ -99,9 +99,7 @@ def _plain(data: Any) -> Any:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-LIMITS_EXAMPLE = (
-    """e.g. '{"cpu_seconds": 10, "memory_mb": 256, "wall_seconds": 30}'"""  # the largest --limit of a listing
-)
+LIMITS_EXAMPLE = """e.g. '{"cpu_seconds": 10, "memory_mb": 256, "wall_seconds": 30}'"""  # in bad-JSON errors
 as_option = click.option("--as", "principal", required=True, help="The principal acting.")
 
 

@@ -10,6 +10,8 @@ import os
 import stat
 import sys
 
+from kernel.errors import InvalidInput
+
 
 class Unreadable(Exception):
     """Not a regular file the kernel may read (a link, FIFO, device, or too large)."""
@@ -46,8 +48,6 @@ def read_user_file(path: str | os.PathLike[str], cap: int, what: str) -> bytes:
     A FIFO, device or folder is refused at once (opened without blocking, never read), so
     `/dev/zero` cannot fill memory and a FIFO with no writer cannot hang the command.
     """
-    from kernel.errors import InvalidInput
-
     if os.fspath(path) == "-":
         data = sys.stdin.buffer.read(cap + 1)
     else:
