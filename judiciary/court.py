@@ -266,9 +266,7 @@ class Court:
         """Whether a claim still stands: its process lives (one in another pid namespace,
         which cannot be seen, for as long as a judgement with the most runs can take)."""
         token, _, since = holder.partition("@")
-        s = self.k.settings
-        lease = (s.appeal_runs + 1) * s.max_limits.wall_seconds + 600
-        return not process.lapsed(token, float(since) if since.isdigit() else None, lease)
+        return not process.lapsed(token, float(since) if since.isdigit() else None, self.k.settings.judge_lease)
 
     def _verdict(self, escrow: Escrow, kind: str, runs: int) -> Verdict:
         assert escrow.deliverable_id is not None

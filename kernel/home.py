@@ -18,16 +18,15 @@ NOT_CONTENT = {"lost+found", ".gitkeep", ".keep"}  # a fresh filesystem, a place
 
 def prepare(home: Path) -> bool:
     """Make ``home`` usable; returns whether it can be written."""
+    not_a_folder = f"the kernel's home {home} is a file, not a folder: point --home or KERNEL_HOME at a folder."
     if home.exists() and not home.is_dir():
-        raise HomeError(f"the kernel's home {home} is a file, not a folder: point --home or KERNEL_HOME at a folder.")
+        raise HomeError(not_a_folder)
     if not home.exists():
         try:
             home.mkdir(parents=True, mode=PRIVATE)
         except FileExistsError:
             if not home.is_dir():
-                raise HomeError(
-                    f"the kernel's home {home} is a file, not a folder: point --home or KERNEL_HOME at a folder."
-                ) from None
+                raise HomeError(not_a_folder) from None
         except OSError as exc:
             raise HomeError(
                 f"cannot create the kernel's home {home}: {exc.strerror}; choose a folder you can write."

@@ -168,6 +168,11 @@ class Settings(BaseSettings):
         return 2 * self.max_limits.wall_seconds + 600
 
     @property
+    def judge_lease(self) -> int:
+        """Longer than a judgement with the most runs can take: a claim from another pid namespace lapses after it."""
+        return (self.appeal_runs + 1) * self.max_limits.wall_seconds + 600
+
+    @property
     def bounds(self) -> "Bounds":
         from kernel.ledger import Bounds
 

@@ -35,7 +35,7 @@ SOAK_SECONDS = float(os.environ.get("KERNEL_SOAK_SECONDS", "45"))
 
 
 def test_concurrent_sweeps_of_one_home_never_fail(docker_client: docker.DockerClient, docker_image: str) -> None:
-    """Eight sweepers, one home, containers of a dead kernel: each removed once, no NotFound."""
+    """Eight sweepers, one home, containers of a dead kernel: every one removed, no sweeper fails."""
     home_id = "sweep-race-" + os.urandom(4).hex()
     dead = "4194000:1:0"
     for i in range(24):
