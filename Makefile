@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup engine image demo test unit lint bench clean
+.PHONY: setup engine image demo test unit lint bench bench-peers clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ bench: setup
 	$(BIN)/python benchmarks/fingerprint_throughput.py
 	$(BIN)/python benchmarks/blackmarket.py
 	$(BIN)/python benchmarks/concurrency.py
+
+# The kernel's peers (epicbox, llm-sandbox) in a venv of their own, timed on the local image.
+PEER_REPS ?= 15
+bench-peers: setup
+	@PYTHON=$(PYTHON) bash scripts/peers-venv.sh
+	$(BIN)/python benchmarks/peers.py --reps $(PEER_REPS)
 
 clean:
 	rm -rf $(VENV) .kernel

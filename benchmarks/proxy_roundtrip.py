@@ -18,11 +18,12 @@ import threading
 from pathlib import Path
 
 from kernel.api import Kernel
-from kernel.runs import sandbox_spec
-from kernel.sandbox.base import Mount
+from kernel.runs import owner_labels, sandbox_spec, shape
+from kernel.sandbox.base import SOCKET_DIR, Dir
 from kernel.sandbox.docker import DockerSandbox
 from kernel.sandbox.image import require
 from kernel.settings import Settings
+from kernel.sockets import bind_unix
 
 ARTIFACT = """
 import time, kernel_client as kc
@@ -38,7 +39,7 @@ def main(n):
 
 CLIENT = """
 import json, socket, sys, time
-s = socket.socket(socket.AF_UNIX); s.connect("/kernel/echo.sock"); f = s.makefile("rwb")
+s = socket.socket(socket.AF_UNIX); s.connect("/kernel/sock/echo.sock"); f = s.makefile("rwb")
 out = []
 for _ in range(int(sys.argv[1])):
     t = time.perf_counter()
@@ -50,8 +51,7 @@ print(json.dumps(out))
 
 def echo_server(path: Path) -> socket.socket:
     srv = socket.socket(socket.AF_UNIX)
-    srv.bind(str(path))
-    path.chmod(0o666)
+    bind_unix(srv, path)
     srv.listen(1)
 
     def serve() -> None:
@@ -66,19 +66,19 @@ def echo_server(path: Path) -> socket.socket:
 
 
 def baseline(sandbox: DockerSandbox, image: str, runtime: str, calls: int, tmp: Path) -> list[float]:
-    sock = tmp / f"echo-{runtime}.sock"
-    srv = echo_server(sock)
-    spec = sandbox_spec(
-        Settings(),
-        run_id=f"bench-{runtime}",
-        image=image,
-        runtime=runtime,
-        command=["python3", "-c", CLIENT, str(calls)],
-        mounts=[Mount(source=sock, target="/kernel/echo.sock", read_only=False)],
-        limits=Settings().default_limits,
-    )
-    outcome = sandbox.run(spec)
-    srv.close()
+    settings = Settings(home=tmp / "home")
+    limits = settings.default_limits
+    sock = Dir(name="sock", target=SOCKET_DIR, writable=True)
+    shaped = shape(settings, image=image, runtime=runtime, limits=limits, dirs=(sock,))
+    slot = sandbox.slot(shaped, tmp / "runs", owner_labels(settings))
+    try:
+        srv = echo_server(slot.rundir.sock / "echo.sock")
+        spec = sandbox_spec(settings, run_id=f"bench-{runtime}", slot=slot,
+                            command=["python3", "-c", CLIENT, str(calls)], limits=limits)  # fmt: skip
+        outcome = sandbox.run(spec, slot)
+        srv.close()
+    finally:
+        slot.close()
     return list(json.loads(outcome.stdout))
 
 

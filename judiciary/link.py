@@ -16,22 +16,18 @@ import socket
 import threading
 from pathlib import Path
 
+from kernel.sockets import bind_unix
+
 CHUNK = 1 << 16
 
 
 def listen(path: Path, uid: int | None) -> socket.socket:
     """A listening Unix socket at ``path`` that only ``uid`` (the container's user) may connect to."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    dirfd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
-    try:  # through /proc/self/fd: deep state directories do not hit the 108-byte path limit
-        sock.bind(f"/proc/self/fd/{dirfd}/{path.name}")
-    finally:
-        os.close(dirfd)
+    bind_unix(sock, path)
     if uid is not None and os.geteuid() == 0:
         os.chown(path, uid, uid)
         os.chmod(path, 0o600)
-    else:
-        os.chmod(path, 0o666)
     sock.listen(1)
     return sock
 

@@ -24,12 +24,12 @@ from judiciary.errors import SuiteError
 from judiciary.link import Relay, ReportSink
 from judiciary.models import LinkRecord, SuiteRun
 from judiciary.report import read_report, suite_run
-from kernel import process, store
+from kernel import store
 from kernel.db import Database
 from kernel.models import Artifact, Limits
-from kernel.runs import limit_status, sandbox_spec
-from kernel.sandbox.base import Mount, Sandbox, SandboxOutcome, Stop
-from kernel.sandbox.scratch import RunDir
+from kernel.runs import limit_status, owner_labels, sandbox_spec, shape
+from kernel.sandbox.base import SOCKET_DIR, Dir, Sandbox, SandboxOutcome, Shape, Slot, Stop
+from kernel.sandbox.scratch import stage
 from kernel.settings import Settings
 
 LAUNCHER = ["python3", "-I", "/opt/kernel/kernel_judge.py"]
@@ -38,7 +38,6 @@ BASE_ARGS = ["/judge/tests", "--rootdir=/judge/tests", "--confcutdir=/judge/test
 NO_TESTS = 5  # pytest's exit status when nothing was collected
 MiB = 1024 * 1024
 REPORT_CAP = 8 * MiB
-OUT_BYTES = 1024 * 1024  # the /kernel/out tmpfs neither container writes to any more: smallest size
 DELIVERABLE_GRACE = 5  # extra wall seconds for the deliverable: the suite's own limit ends a slow judgement
 
 STANDIN = '''\
@@ -170,34 +169,28 @@ class SuiteRunner:
         closers: list[Any] = []
         stop = Stop()
         closers.append(stop)
-        rundir = RunDir(s.run_dir, run_id, s.workspace_mb, OUT_BYTES, s.sandbox_uid, process.token())
-        closers.append(rundir)
+        slot = self.s.sandbox.slot(self._suite_shape(limits), s.run_dir, owner_labels(s))
+        closers.append(slot)
+        rundir = slot.rundir
         deliverable_run: _Background | None = None
         try:
             suite_dir = rundir.path / "tests"
             for name, data in store.read_files(s, tests.id).items():
                 (suite_dir / name).parent.mkdir(parents=True, exist_ok=True)
                 (suite_dir / name).write_bytes(data)
-            sink = ReportSink(rundir.path / "report.sock", s.sandbox_uid, REPORT_CAP)
+            sink = ReportSink(rundir.sock / "report.sock", s.sandbox_uid, REPORT_CAP)
             closers.insert(0, sink)
-            mounts = [
-                Mount(source=suite_dir, target="/judge/tests"),
-                Mount(source=rundir.inputs, target="/kernel/in"),
-                Mount(source=rundir.work, target="/work", read_only=False),
-                Mount(source=sink.path, target="/kernel/report.sock", read_only=False),
-            ]
             spec_doc: dict[str, Any] = {"args": BASE_ARGS, "target": tests.target or ""}
             if deliverable is None:
-                standin = rundir.path / "standin"
-                write_standin(standin, tests.target or "")
-                mounts.append(Mount(source=standin, target="/judge/standin"))
+                write_standin(rundir.path / "standin", tests.target or "")
                 spec_doc["sys_path"] = ["/judge/standin"]
             else:
-                drun = RunDir(s.run_dir, f"{run_id}-d", s.workspace_mb, OUT_BYTES, s.deliverable_uid, process.token())
-                closers.append(drun)
-                relay = Relay(rundir.path / "link.sock", drun.path / "link.sock", s.sandbox_uid, s.deliverable_uid)
+                dslot = self.s.sandbox.slot(self._deliverable_shape(limits), s.run_dir, owner_labels(s))
+                closers.append(dslot)
+                stage(store.unpacked(s, deliverable.id), dslot.rundir.pkg)
+                relay = Relay(rundir.sock / "link.sock", dslot.rundir.sock / "link.sock", s.sandbox_uid,
+                              s.deliverable_uid)  # fmt: skip
                 closers.insert(0, relay)
-                mounts.append(Mount(source=relay.paths[0], target="/kernel/link.sock", read_only=False))
                 spec_doc.update(
                     # the target's package alone: an optional import of the suite's (or the standard
                     # library's) never lands in the deliverable, whatever modules it ships
@@ -211,17 +204,17 @@ class SuiteRunner:
                 )
                 if canary:
                     write_canary(suite_dir, canary, tests.target or "")
-                deliverable_run = _Background(self.s.sandbox, self._deliverable_spec(run_id, deliverable, drun, relay,
-                                                                                      limits), stop)  # fmt: skip
+                deliverable_run = _Background(self.s.sandbox, self._deliverable_spec(run_id, dslot, limits), dslot,
+                                              stop)  # fmt: skip
             (rundir.inputs / "judge.json").write_text(json.dumps(spec_doc))
             sink.start()
             if deliverable_run is not None:
                 relay.start()
                 deliverable_run.start()
             outcome = self.s.sandbox.run(
-                sandbox_spec(s, run_id=run_id, image=self.s.image, runtime=self.runtime,
-                             command=[*LAUNCHER, "judge" if deliverable else "collect"],
-                             env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, mounts=mounts, limits=limits),
+                sandbox_spec(s, run_id=run_id, slot=slot, command=[*LAUNCHER, "judge" if deliverable else "collect"],
+                             env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, limits=limits),
+                slot,
                 deliverable_run.failed if deliverable_run else None,
             )  # fmt: skip
         finally:
@@ -247,31 +240,44 @@ class SuiteRunner:
             raw.link_bytes = dict(relay.bytes)
         return raw
 
-    def _deliverable_spec(self, run_id: str, deliverable: Artifact, drun: RunDir, relay: Relay, limits: Limits) -> Any:
+    def _suite_shape(self, limits: Limits) -> Shape:
+        """The suite's container: the tests, a stand-in folder and its input read-only; its workspace capped."""
         s = self.s.settings
-        own = Limits(cpu_seconds=limits.cpu_seconds, memory_mb=limits.memory_mb,
-                     wall_seconds=limits.wall_seconds + DELIVERABLE_GRACE)  # fmt: skip
-        return sandbox_spec(
-            s,
-            run_id=f"{run_id}-d",
-            image=self.s.image,
-            runtime=self.runtime,
-            command=HOST,
-            mounts=[
-                Mount(source=store.unpacked(s, deliverable.id), target="/kernel/pkg"),
-                Mount(source=drun.work, target="/work", read_only=False),
-                Mount(source=relay.paths[1], target="/kernel/link.sock", read_only=False),
-            ],
-            limits=own,
-            uid=s.deliverable_uid,
+        dirs = (
+            Dir(name="tests", target="/judge/tests"),
+            Dir(name="standin", target="/judge/standin"),
+            Dir(name="in", target="/kernel/in"),
+            Dir(name="work", target="/work", writable=True, tmpfs_mb=s.workspace_mb),
+            Dir(name="sock", target=SOCKET_DIR, writable=True),
         )
+        return shape(s, image=self.s.image, runtime=self.runtime, limits=limits, dirs=dirs)
+
+    def _deliverable_shape(self, limits: Limits) -> Shape:
+        """The deliverable's own container, as its own user: its package read-only, its workspace capped."""
+        s = self.s.settings
+        dirs = (
+            Dir(name="pkg", target="/kernel/pkg"),
+            Dir(name="work", target="/work", writable=True, tmpfs_mb=s.workspace_mb),
+            Dir(name="sock", target=SOCKET_DIR, writable=True),
+        )
+        own = deliverable_limits(limits)
+        return shape(s, image=self.s.image, runtime=self.runtime, limits=own, dirs=dirs, uid=s.deliverable_uid)
+
+    def _deliverable_spec(self, run_id: str, dslot: Slot, limits: Limits) -> Any:
+        return sandbox_spec(self.s.settings, run_id=f"{run_id}-d", slot=dslot, command=HOST,
+                            limits=deliverable_limits(limits))  # fmt: skip
+
+
+def deliverable_limits(limits: Limits) -> Limits:
+    return Limits(cpu_seconds=limits.cpu_seconds, memory_mb=limits.memory_mb,
+                  wall_seconds=limits.wall_seconds + DELIVERABLE_GRACE)  # fmt: skip
 
 
 class _Background:
     """The deliverable's sandbox run, on a thread; ``failed`` is set if the engine fails around it."""
 
-    def __init__(self, sandbox: Sandbox, spec: Any, stop: Stop):
-        self.sandbox, self.spec, self.stop = sandbox, spec, stop
+    def __init__(self, sandbox: Sandbox, spec: Any, slot: Slot, stop: Stop):
+        self.sandbox, self.spec, self.slot, self.stop = sandbox, spec, slot, stop
         self.failed = Stop()  # stops the suite's run: without its deliverable it can only wait
         self.outcome: SandboxOutcome | None = None
         self.error: BaseException | None = None
@@ -282,7 +288,8 @@ class _Background:
 
     def _run(self) -> None:
         try:
-            self.outcome = self.sandbox.run(self.spec, self.stop)
+            self.outcome = self.sandbox.run(self.spec, self.slot, self.stop)
+            self.slot.release()  # dead before the suite's outcome is read
         except BaseException as exc:  # noqa: BLE001 - re-raised by the judging thread
             self.error = exc
             self.failed.set()

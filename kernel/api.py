@@ -9,6 +9,7 @@ The CLI is a thin layer over this class; everything it does is callable from Pyt
 """
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,7 +39,18 @@ def text(value: object, what: str) -> str:
 
 
 class Kernel:
-    def __init__(self, settings: Settings | None = None, sandbox: Sandbox | None = None, image: str | None = None):
+    """``background_audit``: an invocation returns once settled, its audit (the container's
+    end, the workspace walk, fingerprints, events) finishes on a worker thread while the
+    run shows ``auditing`` (the daemon does this); otherwise ``invoke`` returns a run that
+    is ``done``. With ``settings.pool`` a warm pool of fresh containers is kept."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        sandbox: Sandbox | None = None,
+        image: str | None = None,
+        background_audit: bool = False,
+    ):
         self.settings = settings or Settings()
         self.writable = home.prepare(self.settings.home)
         self.db = Database(self.settings.db_path, read_only=not self.writable)
@@ -49,6 +61,10 @@ class Kernel:
         self._sandbox = sandbox
         self._image = image
         self._swept = False
+        self._pooled = False
+        self._aftermaths: ThreadPoolExecutor | None = (
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="aftermath") if background_audit else None
+        )
 
     # -- engine ---------------------------------------------------------------------
     @property
@@ -57,7 +73,29 @@ class Kernel:
             from kernel.sandbox.docker import DockerSandbox
 
             self._sandbox = DockerSandbox()
+        if self.settings.pool and not self._pooled:
+            self._pooled = True
+            self._start_pool(self._sandbox)
         return self._sandbox
+
+    def _start_pool(self, sandbox: Sandbox) -> None:
+        """Keep warm containers of the default invocation's shape (other shapes warm up as they arrive)."""
+        from kernel.sandbox.docker import DockerSandbox
+
+        if not isinstance(sandbox, DockerSandbox) or sandbox.pool is not None:
+            return
+        s = self.settings
+        pool = sandbox.start_pool(minimum=s.pool_min, maximum=s.pool_max, idle_seconds=s.pool_idle_seconds,
+                                  fillers=s.pool_fillers, labels=runs.owner_labels(s))  # fmt: skip
+        shape = runs.invoke_shape(s, self.image(), sandbox.runtime(s.runtime), s.default_limits)
+        pool.warm(shape, s.run_dir, runs.owner_labels(s))
+
+    def pool_status(self) -> dict[str, Any]:
+        """The warm pool's sizes per shape and its counters (empty without a pool)."""
+        pool = getattr(self._sandbox, "pool", None)
+        if pool is None:
+            return {}
+        return {"shapes": pool.sizes(), "stats": dict(pool.stats), "recent_errors": list(pool.errors)}
 
     def image(self) -> str:
         if self._image is None:
@@ -127,7 +165,8 @@ class Kernel:
         self.writing()
         if not self._swept:
             self.sweep()
-        services = runs.Services(self.db, self.settings, self.sandbox, self.image(), self.audit)
+        finisher = self._aftermaths.submit if self._aftermaths is not None else None
+        services = runs.Services(self.db, self.settings, self.sandbox, self.image(), self.audit, finisher)
         return runs.Invocation(services)(artifact, principal, value)
 
     def run(self, ref: str) -> RunResult:
@@ -179,6 +218,8 @@ class Kernel:
         return dependency_graph(self.db)
 
     def close(self) -> None:
+        if self._aftermaths is not None:
+            self._aftermaths.shutdown(wait=True)  # every settled run's audit is committed first
         self.audit.close()
         if self._sandbox is not None:
             self._sandbox.close()

@@ -349,12 +349,45 @@ def m005_bounds(conn: sqlite3.Connection) -> None:
     )
 
 
+def m006_service(conn: sqlite3.Connection) -> None:
+    """A settled run may still be committing its audit (``auditing``); API tokens of the daemon."""
+    # Loosening a CHECK constraint leaves every stored row valid: SQLite documents editing the
+    # table's schema text in place for it (lang_altertable.html, "other kinds of changes").
+    version = conn.execute("PRAGMA schema_version").fetchone()[0]
+    conn.execute("PRAGMA writable_schema=ON")
+    conn.execute(
+        "UPDATE sqlite_master SET sql = replace(sql, ?, ?) WHERE type = 'table' AND name = 'runs'",
+        ("CHECK (state IN ('running', 'done'))", "CHECK (state IN ('running', 'auditing', 'done'))"),
+    )
+    conn.execute(f"PRAGMA schema_version={int(version) + 1}")
+    conn.execute("PRAGMA writable_schema=OFF")
+    run_script(
+        conn,
+        """
+        -- Who may use the HTTP API: a token acts as its principal only, or as an operator (admin).
+        -- Only the SHA-256 of the secret is kept; the secret is shown once, when it is made.
+        CREATE TABLE api_tokens (
+            id TEXT PRIMARY KEY,
+            principal TEXT REFERENCES principals(name),
+            admin INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1)),
+            secret_sha256 TEXT NOT NULL UNIQUE,
+            label TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            revoked_at TEXT,
+            CHECK ((admin = 1) = (principal IS NULL))
+        );
+        CREATE INDEX api_tokens_principal ON api_tokens (principal);
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_proxy_audit", m002_proxy_audit),
     ("m003_escrow", m003_escrow),
     ("m004_provenance", m004_provenance),
     ("m005_bounds", m005_bounds),
+    ("m006_service", m006_service),
 ]
 
 # Every table the migrations make: a database missing one is damaged, not new.

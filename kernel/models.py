@@ -181,6 +181,8 @@ class RunResult(BaseModel):
     root_run_id: str | None = None
     depth: int = 1
     audit_incomplete: bool = False
+    # running: in its sandbox; auditing: settled, its audit events still being committed; done
+    state: Literal["running", "auditing", "done"] = "done"
     started_at: datetime
     finished_at: datetime | None = None
 

@@ -9,7 +9,6 @@ with an error and closes that run's connection, never the kernel.
 
 import contextlib
 import json
-import os
 import socket
 import threading
 from collections.abc import Callable
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter, ValidationError
+
+from kernel.sockets import bind_unix
 
 
 class Args(BaseModel):
@@ -122,14 +123,7 @@ class ProxyServer:
         self.closed = threading.Event()
 
     def start(self) -> None:
-        # Bind through /proc/self/fd so deep state directories do not hit the 108-byte
-        # limit of a socket path; the container sees it at a short path anyway.
-        dirfd = os.open(self.path.parent, os.O_PATH | os.O_DIRECTORY)
-        try:
-            self.listener.bind(f"/proc/self/fd/{dirfd}/{self.path.name}")
-        finally:
-            os.close(dirfd)
-        os.chmod(self.path, 0o666)
+        bind_unix(self.listener, self.path)
         self.listener.listen(self.max_connections)
         self._spawn(self._accept)
 

@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,14 +30,24 @@ from kernel.errors import InvalidInput
 from kernel.models import Artifact, Limits, RunResult, RunStatus, Usage
 from kernel.proxy import ProxyServer
 from kernel.safe_io import Unreadable, read_capped
-from kernel.sandbox.base import HOME_LABEL, OWNER_LABEL, Mount, Sandbox, SandboxOutcome, SandboxSpec
-from kernel.sandbox.scratch import RunDir
+from kernel.sandbox.base import (
+    HOME_LABEL,
+    OWNER_LABEL,
+    SOCKET_DIR,
+    Dir,
+    Sandbox,
+    SandboxOutcome,
+    SandboxSpec,
+    Shape,
+    Slot,
+)
+from kernel.sandbox.scratch import stage
 from kernel.settings import Settings
 
 # -I: no PYTHON* variables, no user site, no script folder on sys.path (the runner adds
 # what it needs); Debian's dist-packages (pytest) stay importable.
 RUNNER = ["python3", "-I", "/opt/kernel/kernel_runner.py"]
-SOCKET_TARGET = "/kernel/kernel.sock"
+SOCKET_TARGET = f"{SOCKET_DIR}/kernel.sock"
 SIGXCPU_EXIT = 128 + 24
 
 
@@ -84,6 +95,7 @@ class Services:
     sandbox: Sandbox
     image: str
     audit: AuditWriter
+    finisher: Callable[[Callable[[], None]], None] | None = None  # runs a run's aftermath later (the daemon)
 
 
 class Invocation:
@@ -118,14 +130,13 @@ class Invocation:
         if refusal:
             return self._finish(ctx, RunStatus.REJECTED, refusal, None, None, Usage())
         try:
-            return self._execute(ctx, input_text, limits, runtime)
+            return self._execute(ctx, input_text, limits, runtime)  # its aftermath ends its audit
         except BaseException as exc:
             # Whatever failed (engine, disk, interrupt), the run ends and its hold is refunded.
             self._finish(ctx, RunStatus.KILLED, f"the kernel could not complete the run: {exc}", None, None, Usage())
-            raise
-        finally:
             self.s.audit.end_run(run_id)  # a failed run's gap, if any, is recorded too
             self.s.audit.flush()
+            raise
 
     def _refusal(self, conn: sqlite3.Connection, ctx: RunContext, limits: Limits) -> str | None:
         over = limits.exceeds(self.settings.max_limits)
@@ -161,9 +172,10 @@ class Invocation:
     def _execute(self, ctx: RunContext, input_text: str, limits: Limits, runtime: str) -> RunResult:
         s = self.settings
         audit = RunAudit(self.s.audit, ctx, fingerprinter_for(s))
-        rundir = RunDir(s.run_dir, ctx.run_id, s.workspace_mb, s.result_bytes, s.sandbox_uid, process.token())
+        slot = self.sandbox.slot(invoke_shape(s, self.image, runtime, limits), s.run_dir, owner_labels(s))
+        rundir = slot.rundir
         proxy = ProxyServer(
-            rundir.path / "kernel.sock",
+            rundir.sock / "kernel.sock",
             CallHandler(self.s, ctx),
             audit.refusal,
             max_message=s.max_message_bytes,
@@ -172,60 +184,40 @@ class Invocation:
         )
         watcher = WorkspaceWatcher(rundir.work, audit.file_event, s.max_file_events_per_run)
         try:
+            stage(store.unpacked(s, ctx.artifact.id), rundir.pkg)
             (rundir.inputs / "call.json").write_text(json.dumps({"entrypoint": ctx.artifact.entrypoint}))
             (rundir.inputs / "input.json").write_text(input_text)
             audit.copy_in(ctx.artifact, input_text.encode())
             proxy.start()
             watcher.start()
-            spec = self._spec(ctx, limits, runtime, rundir)
+            spec = sandbox_spec(s, run_id=ctx.run_id, slot=slot, command=RUNNER, inline="runner", limits=limits,
+                                env={"KERNEL_SOCKET": SOCKET_TARGET})  # fmt: skip
             try:
-                outcome = self.sandbox.run(spec)
+                outcome = self.sandbox.run(spec, slot)
             finally:
-                problems = watcher.stop()
                 proxy.close(wait=s.max_limits.wall_seconds)
-            audit.incomplete(problems)
-            problems += audit.walk(rundir.work)
-            save_prints(self.db, audit.prints)
             result, result_size = read_result(rundir.out / "result.json", s.result_bytes)
-            audit.copy_out(rundir.out / "result.json", result_size, s.result_bytes)
-            if self.s.audit.end_run(ctx.run_id):
-                problems.append("more audit events than KERNEL_MAX_AUDIT_EVENTS_PER_RUN")
-            usage = measure(outcome, ctx.artifact.size + len(input_text.encode()), result_size, rundir.work)
-            usage.proxy_calls, usage.proxy_bytes_in, usage.proxy_bytes_out = (
-                proxy.calls,
-                proxy.bytes_in,
-                proxy.bytes_out,
-            )
-        finally:
+        except BaseException:
             watcher.stop()
             proxy.close(wait=s.max_limits.wall_seconds)
-            rundir.close()
-        status, reason = classify(outcome, result, result_size, limits, s, spec.pids_limit)
+            slot.close()
+            raise
+        status, reason = classify(outcome, result, result_size, limits, s, spec.shape.pids_limit)
         value = result.get("value") if status is RunStatus.OK and result else None
         if result and not result.get("ok") and result.get("traceback"):
             # The artifact's traceback, as it would have printed it, within the kept size.
             tail = str(result["traceback"]).encode()[-s.kept_output_bytes :]
             outcome.stderr = (outcome.stderr + b"\n" + tail)[-s.kept_output_bytes :]
-        self.s.audit.flush()  # the run's events are committed before it shows as done (scans rely on it)
-        return self._finish(ctx, status, reason, outcome, value, usage, incomplete=bool(problems))
-
-    def _spec(self, ctx: RunContext, limits: Limits, runtime: str, rundir: RunDir) -> SandboxSpec:
-        return sandbox_spec(
-            self.settings,
-            run_id=ctx.run_id,
-            image=self.image,
-            runtime=runtime,
-            command=RUNNER,
-            env={"KERNEL_SOCKET": SOCKET_TARGET},
-            mounts=[
-                Mount(source=store.unpacked(self.settings, ctx.artifact.id), target="/kernel/pkg"),
-                Mount(source=rundir.inputs, target="/kernel/in"),
-                Mount(source=rundir.out, target="/kernel/out", read_only=False),
-                Mount(source=rundir.work, target="/work", read_only=False),
-                Mount(source=rundir.path / "kernel.sock", target=SOCKET_TARGET, read_only=False),
-            ],
-            limits=limits,
-        )
+        usage = measure(outcome, ctx.artifact.size + len(input_text.encode()), result_size)
+        usage.proxy_calls, usage.proxy_bytes_in, usage.proxy_bytes_out = proxy.calls, proxy.bytes_in, proxy.bytes_out
+        # Settled now, the caller's answer; the run shows `auditing` until its audit is committed.
+        done = self._finish(ctx, status, reason, outcome, value, usage, state="auditing")
+        after = Aftermath(self.s, ctx, slot, watcher, audit, result_size, usage)
+        if self.s.finisher is not None:
+            self.s.finisher(after)
+            return done
+        after()
+        return get_run(self.db, ctx.run_id)
 
     def _finish(
         self,
@@ -236,21 +228,23 @@ class Invocation:
         value: Any,
         usage: Usage,
         incomplete: bool = False,
+        state: str = "done",
     ) -> RunResult:
         paid = status is RunStatus.OK
         run_id, artifact = ctx.run_id, ctx.artifact
         with self.db.transaction() as conn:
-            state = conn.execute("SELECT state FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
-            if state != "running":  # already finished (or recovered): never settle twice
+            now_in = conn.execute("SELECT state FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+            if now_in != "running":  # already finished (or recovered): never settle twice
                 return get_run(self.db, run_id)
             if conn.execute("SELECT 1 FROM accounts WHERE id = ?", (ledger.hold_account(f"run:{run_id}"),)).fetchone():
                 to = artifact.owner if paid else ctx.principal
                 ledger.settle_hold(conn, f"run:{run_id}", to, kind="price" if paid else "refund", run_id=run_id)
             conn.execute(
-                "UPDATE runs SET state = 'done', status = ?, reason = ?, exit_code = ?, output = ?,"
+                "UPDATE runs SET state = ?, status = ?, reason = ?, exit_code = ?, output = ?,"
                 " stdout = ?, stderr = ?, stdout_truncated = ?, stderr_truncated = ?, usage = ?,"
                 " cost = ?, audit_incomplete = ?, finished_at = ? WHERE id = ?",
                 (
+                    state,
                     status.value,
                     reason,
                     outcome.exit_code if outcome else None,
@@ -267,6 +261,47 @@ class Invocation:
                 ),
             )
         return get_run(self.db, run_id)
+
+
+class Aftermath:
+    """What follows a settled run, off the caller's path: the container is killed (nothing
+    more can write the workspace), the workspace is walked and fingerprinted, the audit
+    events are committed, and only then does the run show ``done``. A failure here marks
+    the run's audit incomplete; it never touches the settlement."""
+
+    def __init__(
+        self, s: "Services", ctx: RunContext, slot: Slot, watcher: WorkspaceWatcher, audit: "RunAudit",
+        result_size: int, usage: Usage,
+    ):  # fmt: skip
+        self.s, self.ctx, self.slot, self.watcher, self.audit = s, ctx, slot, watcher, audit
+        self.result_size, self.usage = result_size, usage
+
+    def __call__(self) -> None:
+        problems: list[str] = []
+        rundir, run_id = self.slot.rundir, self.ctx.run_id
+        try:
+            self.slot.release()
+            problems += self.watcher.stop()
+            self.audit.incomplete(problems)
+            problems += self.audit.walk(rundir.work)
+            save_prints(self.s.db, self.audit.prints)
+            self.audit.copy_out(rundir.out / "result.json", self.result_size, self.s.settings.result_bytes)
+            self.usage.workspace_bytes = tree_size(rundir.work)
+        except Exception as exc:  # noqa: BLE001 - recorded on the run, never raised into a settled run
+            problems.append(f"the kernel could not finish the run's audit: {exc}")
+        finally:
+            self.watcher.stop()
+            with contextlib.suppress(Exception):
+                self.slot.close()
+            if self.s.audit.end_run(run_id):
+                problems.append("more audit events than KERNEL_MAX_AUDIT_EVENTS_PER_RUN")
+            self.s.audit.flush()  # the run's events are committed before it shows as done (scans rely on it)
+            with self.s.db.transaction() as conn:
+                conn.execute(
+                    "UPDATE runs SET state = 'done', usage = ?, audit_incomplete = audit_incomplete OR ?"
+                    " WHERE id = ? AND state = 'auditing'",
+                    (self.usage.model_dump_json(), bool(problems), run_id),
+                )
 
 
 class RunAudit:
@@ -320,34 +355,62 @@ class RunAudit:
         return []
 
 
+def owner_labels(settings: Settings) -> dict[str, str]:
+    """The labels of this process's containers in this home (a sweep reads them)."""
+    return {OWNER_LABEL: process.token(), HOME_LABEL: settings.home_id}
+
+
+def shape(
+    settings: Settings, *, image: str, runtime: str, limits: Limits, dirs: tuple[Dir, ...], uid: int | None = None
+) -> Shape:
+    """A hardened one-shot container for this kernel: every limit from ``settings``."""
+    return Shape(
+        image=image,
+        runtime=runtime,
+        uid=settings.sandbox_uid if uid is None else uid,
+        memory_mb=limits.memory_mb,
+        cpu_seconds=limits.cpu_seconds,
+        cpus=settings.cpus,
+        pids_limit=settings.pids_runsc if runtime == "runsc" else settings.pids_runc,
+        tmp_mb=settings.tmp_mb,
+        dirs=dirs,
+    )
+
+
+def invoke_shape(settings: Settings, image: str, runtime: str, limits: Limits) -> Shape:
+    """The container of an invocation: its package and input read-only, its workspace and result capped."""
+    dirs = (
+        Dir(name="pkg", target="/kernel/pkg"),
+        Dir(name="in", target="/kernel/in"),
+        Dir(name="out", target="/kernel/out", writable=True, tmpfs_mb=settings.result_bytes // 2**20 + 1),
+        Dir(name="work", target="/work", writable=True, tmpfs_mb=settings.workspace_mb),
+        Dir(name="sock", target=SOCKET_DIR, writable=True),
+    )
+    return shape(settings, image=image, runtime=runtime, limits=limits, dirs=dirs)
+
+
 def sandbox_spec(
     settings: Settings,
     *,
     run_id: str,
-    image: str,
-    runtime: str,
+    slot: Slot,
     command: list[str],
-    mounts: list[Mount],
     limits: Limits,
     env: dict[str, str] | None = None,
-    uid: int | None = None,
+    inline: str | None = None,
 ) -> SandboxSpec:
-    """A hardened one-shot container for this kernel: every limit from ``settings``, owned by this process."""
+    """One run in ``slot``: its command, its limits and this kernel's output caps."""
     return SandboxSpec(
         run_id=run_id,
-        image=image,
-        runtime=runtime,
+        shape=slot.shape,
+        root=slot.root,
         command=command,
+        inline=inline,
         env={"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
-        mounts=mounts,
         limits=limits,
-        cpus=settings.cpus,
-        pids_limit=settings.pids_runsc if runtime == "runsc" else settings.pids_runc,
-        tmp_mb=settings.tmp_mb,
-        uid=settings.sandbox_uid if uid is None else uid,
         output_bytes=settings.output_bytes,
         kept_output_bytes=settings.kept_output_bytes,
-        labels={OWNER_LABEL: process.token(), HOME_LABEL: settings.home_id},
+        labels=owner_labels(settings),
     )
 
 
@@ -371,14 +434,14 @@ def read_result(path: Path, cap: int) -> tuple[dict[str, Any] | None, int]:
     return (doc if isinstance(doc, dict) else None), len(data)
 
 
-def measure(outcome: SandboxOutcome, bytes_in: int, result_size: int, work: Path) -> Usage:
+def measure(outcome: SandboxOutcome, bytes_in: int, result_size: int) -> Usage:
+    """What the run used; its workspace's size is added when the run's aftermath walks it."""
     return Usage(
         cpu_seconds=round(outcome.cpu_seconds, 4),
         peak_memory_bytes=outcome.peak_memory_bytes,
         wall_seconds=round(outcome.wall_seconds, 4),
         io_read_bytes=outcome.io_read_bytes,
         io_write_bytes=outcome.io_write_bytes,
-        workspace_bytes=tree_size(work),
         bytes_in=bytes_in,
         bytes_out=result_size + outcome.stdout_total + outcome.stderr_total,
     )
@@ -460,6 +523,7 @@ def to_result(row: dict[str, Any]) -> RunResult:
         root_run_id=row["root_run_id"],
         depth=row["depth"],
         audit_incomplete=bool(row["audit_incomplete"]),
+        state=row["state"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
     )
@@ -479,15 +543,23 @@ def recover(db: Database, lease: float = 2 * 86400) -> list[str]:
     """Runs whose kernel process is gone: mark them killed and refund their holds.
 
     A run owned from another pid namespace (which cannot be seen) counts as gone once it
-    is older than ``lease``: longer than any run can last (settings: ``run_lease``)."""
+    is older than ``lease``: longer than any run can last (settings: ``run_lease``). A run
+    that was settled but whose audit was still being written (``auditing``) keeps its
+    settlement and is marked done with its audit incomplete."""
     stale = [
         r
-        for r in db.rows("SELECT id, principal, owner_process, started_at FROM runs WHERE state = 'running'")
+        for r in db.rows(
+            "SELECT id, principal, owner_process, started_at, state FROM runs WHERE state IN ('running', 'auditing')"
+        )
         if process.lapsed(r["owner_process"], datetime.fromisoformat(r["started_at"]).timestamp(), lease)
     ]
     for run in stale:
         with db.transaction() as conn:
-            if conn.execute("SELECT state FROM runs WHERE id = ?", (run["id"],)).fetchone()[0] != "running":
+            state = conn.execute("SELECT state FROM runs WHERE id = ?", (run["id"],)).fetchone()[0]
+            if state == "auditing":
+                conn.execute("UPDATE runs SET state = 'done', audit_incomplete = 1 WHERE id = ?", (run["id"],))
+                continue
+            if state != "running":
                 continue
             hold = ledger.hold_account(f"run:{run['id']}")
             if conn.execute("SELECT 1 FROM accounts WHERE id = ?", (hold,)).fetchone():

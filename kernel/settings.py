@@ -64,6 +64,25 @@ class Settings(BaseSettings):
         default=10002, ge=1, le=2**31 - 1, description="the user a judged deliverable runs as (its own container)"
     )
 
+    # the warm pool (`kernel serve`, or KERNEL_POOL=true): fresh containers made ahead of runs
+    pool: bool = Field(default=False, description="keep a warm pool of fresh containers (the daemon always does)")
+    pool_min: int = Field(default=1, ge=0, le=256, description="ready containers kept per warm shape")
+    pool_max: int = Field(default=8, ge=1, le=1024, description="most ready containers per shape")
+    pool_idle_seconds: int = Field(
+        default=300, ge=1, le=YEAR, description="a shape unused this long keeps no ready containers"
+    )
+    pool_fillers: int = Field(default=2, ge=1, le=64, description="threads making pool containers")
+
+    # the daemon (`kernel serve`) and its HTTP API
+    listen: str = Field(
+        default="127.0.0.1:8765", max_length=300, description="where `kernel serve` listens (host:port)"
+    )
+    api_max_body_bytes: int = Field(
+        default=64 * MiB, ge=1024, le=4096 * MiB, description="largest HTTP request body (an upload, an input)"
+    )
+    api_rate_per_minute: int = Field(default=600, ge=1, le=10**7, description="requests one token may make a minute")
+    api_burst: int = Field(default=60, ge=1, le=10**6, description="requests one token may make at once")
+
     # the kernel proxy (kernel_client calls from inside a run)
     max_message_bytes: int = Field(default=8 * MiB, ge=1024, le=1024 * MiB, description="largest single proxy message")
     max_calls_per_run: int = Field(default=1000, ge=0, le=10_000_000)
@@ -151,6 +170,8 @@ class Settings(BaseSettings):
             raise ValueError(f"max_amount ({self.max_amount}) must not be above max_supply ({self.max_supply})")
         if self.call_price > self.max_amount:
             raise ValueError(f"call_price ({self.call_price}) must not be above max_amount ({self.max_amount})")
+        if self.pool_min > self.pool_max:
+            raise ValueError(f"pool_min ({self.pool_min}) must not be above pool_max ({self.pool_max})")
         if self.default_limits.exceeds(self.max_limits):
             raise ValueError(
                 f"default_limits exceed max_limits: {', '.join(self.default_limits.exceeds(self.max_limits))}"

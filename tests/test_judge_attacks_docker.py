@@ -201,7 +201,7 @@ def _rewrite(found):
 def _forge():
     body = json.dumps(FORGED).encode()
     signed = json.dumps({"body": json.dumps(FORGED), "mac": "0" * 64, "nonce": "0" * 32}).encode()
-    paths = {"/kernel/report.sock", "/kernel/link.sock", "/kernel/out/report.sock", "/kernel/in/report.sock"}
+    paths = {"/kernel/sock/report.sock", "/kernel/sock/link.sock", "/kernel/out/report.sock", "/kernel/in/report.sock"}
     for pattern in ("/kernel/**", "/work/**", "/tmp/**", "/run/**", "/judge/**"):
         paths.update(glob.glob(pattern, recursive=True))
     for path in sorted(paths):
@@ -348,7 +348,7 @@ LIES = {
                 os._exit = lambda code: None
                 os.kill = lambda pid, sig: None
                 _connect = socket.socket.connect
-                socket.socket.connect = lambda self, addr: _connect(self, "/kernel/report.sock")
+                socket.socket.connect = lambda self, addr: _connect(self, "/kernel/sock/report.sock")
             """
         },
         (NOT_PASSED,),

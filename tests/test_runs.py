@@ -46,9 +46,9 @@ def test_spec_is_locked_down(fake_kernel: Kernel, priced: str) -> None:
         "/kernel/in": True,
         "/kernel/out": False,
         "/work": False,
-        "/kernel/kernel.sock": False,
+        "/kernel/sock": False,
     }
-    assert spec.uid != 0 and spec.pids_limit == Settings().pids_runc
+    assert spec.shape.uid != 0 and spec.shape.pids_limit == Settings().pids_runc
     assert spec.limits == Settings().default_limits
 
 

@@ -180,13 +180,14 @@ class Ingest:
     def _horizon(self, since: Cursors) -> Cursors:
         """The last artifact rowid, event id and ledger id this scan may read: everything
         before the start of the oldest run in flight. One statement, so one snapshot."""
-        busy = "(SELECT MIN(started_at) FROM runs WHERE state = 'running')"
+        busy = "(SELECT MIN(started_at) FROM runs WHERE state IN ('running', 'auditing'))"
         top = self.db.one(
             f"SELECT (SELECT COALESCE(MAX(rowid), 0) FROM artifacts WHERE {busy} IS NULL OR created_at < {busy})"
             " AS artifacts,"
             f" (SELECT COALESCE(MAX(id), 0) FROM audit_events WHERE {busy} IS NULL OR at < {busy}) AS events,"
             f" (SELECT COALESCE(MAX(id), 0) FROM ledger WHERE {busy} IS NULL OR at < {busy}) AS ledger,"
-            " (SELECT MIN(e.id) FROM runs r JOIN audit_events e ON e.run_id = r.id WHERE r.state = 'running')"
+            " (SELECT MIN(e.id) FROM runs r JOIN audit_events e ON e.run_id = r.id"
+            " WHERE r.state IN ('running', 'auditing'))"
             " AS first_busy_event"
         )
         assert top is not None

@@ -1,20 +1,30 @@
 """The contract every container backend implements (Docker today; Kubernetes later)."""
 
 import contextlib
+import hashlib
 import os
+import secrets
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
 from kernel.models import Limits
 
+if TYPE_CHECKING:
+    from kernel.sandbox.scratch import RunDir
+
 PROJECT_LABEL = "io.artifact-kernel.project"
 RUN_LABEL = "io.artifact-kernel.run"
 OWNER_LABEL = "io.artifact-kernel.owner"
 HOME_LABEL = "io.artifact-kernel.home"
+
+
+SOCKET_DIR = "/kernel/sock"  # every sandbox's sockets: the control socket, and the run's own
+CONTROL_SOCKET = "ctl.sock"
 
 
 class Mount(BaseModel):
@@ -25,26 +35,63 @@ class Mount(BaseModel):
     read_only: bool = True
 
 
+class Dir(BaseModel):
+    """One folder of a run's host directory and where its container sees it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    target: str
+    writable: bool = False
+    tmpfs_mb: int = 0  # a size-capped tmpfs of its own (as root); 0: a plain folder
+
+
+class Shape(BaseModel):
+    """Everything fixed when a container is created; runs of one shape can share a warm pool
+    (of fresh containers: each is still used once). The wall limit is the kernel's deadline,
+    not the container's, so it is not part of the shape."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image: str
+    runtime: str
+    uid: int
+    memory_mb: int
+    cpu_seconds: int
+    cpus: float
+    pids_limit: int
+    tmp_mb: int
+    dirs: tuple[Dir, ...]
+
+    def mounts(self, root: Path) -> list[Mount]:
+        return [Mount(source=root / d.name, target=d.target, read_only=not d.writable) for d in self.dirs]
+
+    @property
+    def label(self) -> str:
+        """A short stable name of the shape, for labels and logs."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:12]
+
+
 class SandboxSpec(BaseModel):
-    """One run's container: what to execute and every limit around it."""
+    """One run in a slot's container: what to execute and every limit around it."""
 
     model_config = ConfigDict(extra="forbid")
 
     run_id: str
-    image: str
-    runtime: str
+    shape: Shape
+    root: Path  # the run's host directory (its slot's): the shape's folders are in it
     command: list[str]
+    inline: str | None = None  # "runner": the sandbox's first process runs the runner it has imported
     workdir: str = "/work"
     env: dict[str, str] = {}
-    mounts: list[Mount] = []
     limits: Limits
-    cpus: float
-    pids_limit: int
-    tmp_mb: int
-    uid: int
     output_bytes: int
     kept_output_bytes: int
     labels: dict[str, str] = {}
+
+    @property
+    def mounts(self) -> list[Mount]:
+        return self.shape.mounts(self.root)
 
 
 class SandboxOutcome(BaseModel):
@@ -99,14 +146,44 @@ class Stop:
                 os.close(fd)
 
 
+class Slot:
+    """A run's host directory and, with an engine, its container: fresh, never used.
+
+    Taken before the run (from a warm pool, or made on demand), used by exactly one
+    ``Sandbox.run``, then ``release()``d (the container is killed: nothing more can run or
+    write) and ``close()``d (the container and the folder are removed)."""
+
+    def __init__(self, shape: Shape, rundir: "RunDir"):
+        self.shape, self.rundir = shape, rundir
+        self.used = False
+
+    @property
+    def root(self) -> Path:
+        return self.rundir.path
+
+    def release(self) -> None:  # noqa: B027 - only a backend with containers has one to end
+        """End the container; idempotent."""
+
+    def close(self) -> None:
+        self.release()
+        self.rundir.close()
+
+
 class Sandbox(ABC):
     """Runs one command in a fresh, locked-down container, used once and destroyed."""
 
-    @abstractmethod
-    def run(self, spec: SandboxSpec, stop: Stop | None = None) -> SandboxOutcome:
-        """Create, run, meter and remove one container. Never reuses a container.
+    def slot(self, shape: Shape, root: Path, labels: dict[str, str]) -> Slot:
+        """A fresh slot of this shape, its folder under ``root``; ``labels[OWNER_LABEL]`` owns it."""
+        from kernel.sandbox.scratch import RunDir
 
-        When ``stop`` is set the container is killed and the outcome says ``stopped``."""
+        return Slot(shape, RunDir(root, f"s-{secrets.token_hex(8)}", shape.dirs, shape.uid, labels[OWNER_LABEL]))
+
+    @abstractmethod
+    def run(self, spec: SandboxSpec, slot: Slot, stop: Stop | None = None) -> SandboxOutcome:
+        """Run ``spec`` in ``slot``'s container (never used before; never used again) and meter it.
+
+        When ``stop`` is set the run is killed and the outcome says ``stopped``. The caller
+        releases and closes the slot."""
 
     @abstractmethod
     def sweep(self, owner_alive: Callable[[str], bool], labels: dict[str, str]) -> list[str]:

@@ -1,38 +1,61 @@
 """The Docker backend: every docker SDK call of the kernel lives here.
 
-A run is one container created for it alone: it idles (``sleep infinity``) while the
-kernel execs the runner into it, so that the container's cgroup can still be read when
-the runner has finished; then it is removed. Output is read from the exec's raw socket
-with the kernel's own deadline: the stream is never trusted to end (under gVisor a
-sandbox that dies leaves the exec stream open).
+A run gets one container made for it alone (ahead of time in a warm pool, or on
+demand). The container's first process is the zygote (``kernel_zygote.py``): it
+connects to a control socket in the run's folder, says it is ready, and waits. The run
+hands it its one job over that socket; the zygote runs the job in a child and forwards
+its output and exit code, then waits to be killed, so that the container's cgroup can
+still be read when the job has finished. Nothing on that socket is trusted, and it is
+read with the kernel's own deadline: the stream is never trusted to end.
 """
 
 import contextlib
+import json
+import os
+import secrets
 import select
 import socket
 import struct
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
 import docker.types
 import requests
-from docker.models.containers import Container
 
 from kernel.errors import EngineUnavailable, SandboxError
-from kernel.sandbox.base import OWNER_LABEL, PROJECT_LABEL, RUN_LABEL, Sandbox, SandboxOutcome, SandboxSpec, Stop
+from kernel.sandbox.base import (
+    CONTROL_SOCKET,
+    OWNER_LABEL,
+    PROJECT_LABEL,
+    RUN_LABEL,
+    Sandbox,
+    SandboxOutcome,
+    SandboxSpec,
+    Shape,
+    Slot,
+    Stop,
+)
 from kernel.sandbox.cgroup import Cgroup, CgroupSample
+from kernel.sandbox.scratch import RunDir
+from kernel.sockets import bind_unix
 
 POLL_SECONDS = 0.25
 PROJECT = "artifact-kernel"
+SHAPE_LABEL = "io.artifact-kernel.shape"
+ZYGOTE = ["python3", "-I", "/opt/kernel/kernel_zygote.py"]
+CONTROL_KIND = 9
+MAX_CONTROL = 4096
 
 
 def connect(timeout: int = 30) -> docker.DockerClient:
     try:
-        client = docker.from_env(timeout=timeout)
+        # many runs at once each hold a connection (and a pool's fillers and its event stream)
+        client = docker.from_env(timeout=timeout, max_pool_size=64)
         client.ping()
     except docker.errors.DockerException as exc:
         raise EngineUnavailable(
@@ -42,38 +65,104 @@ def connect(timeout: int = 30) -> docker.DockerClient:
 
 
 class OutputReader:
-    """Demultiplexes Docker's framed exec stream, keeping a bounded prefix of each stream."""
+    """Demultiplexes the sandbox's framed stream, keeping a bounded prefix of each output.
+
+    Frames are Docker's: kind (1 stdout, 2 stderr, 9 control), three zero bytes, a length.
+    The sandbox wrote them, so nothing is trusted: a frame counts toward the output cap
+    as its bytes arrive, and a control frame longer than ``MAX_CONTROL`` is a violation."""
 
     def __init__(self, keep: int, cap: int):
         self.keep, self.cap = keep, cap
         self.buf = b""
         self.kept = {1: bytearray(), 2: bytearray()}
         self.totals = {1: 0, 2: 0}
+        self.control: list[dict[str, Any]] = []
+        self.violation: str | None = None
 
     def feed(self, data: bytes) -> None:
         self.buf += data
-        while len(self.buf) >= 8:
+        while len(self.buf) >= 8 and self.violation is None:
             kind, length = struct.unpack(">BxxxL", self.buf[:8])
+            if kind == CONTROL_KIND and length > MAX_CONTROL:
+                self.violation = f"a control frame of {length} bytes"
+                return
             if len(self.buf) < 8 + length:
                 break
             payload, self.buf = self.buf[8 : 8 + length], self.buf[8 + length :]
+            if kind == CONTROL_KIND:
+                self._control(payload)
+                continue
             stream = 2 if kind == 2 else 1
             self.totals[stream] += len(payload)
             room = self.keep - len(self.kept[stream])
             if room > 0:
                 self.kept[stream] += payload[:room]
 
+    def _control(self, payload: bytes) -> None:
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            message = None
+        if isinstance(message, dict):
+            self.control.append(message)
+        else:
+            self.violation = "a control frame that is not a JSON object"
+
+    def exit_code(self) -> int | None:
+        for message in self.control:
+            code = message.get("exit")
+            if isinstance(code, int) and not isinstance(code, bool) and -(2**31) <= code < 2**31:
+                return code
+        return None
+
     @property
     def exceeded(self) -> bool:
-        return self.totals[1] + self.totals[2] > self.cap
+        return self.totals[1] + self.totals[2] + len(self.buf) > self.cap
+
+
+class DockerSlot(Slot):
+    """A started container whose first process (the zygote) waits on ``ctl`` for one job."""
+
+    def __init__(self, sandbox: "DockerSandbox", shape: Shape, rundir: RunDir, container_id: str):
+        super().__init__(shape, rundir)
+        self.sandbox, self.container_id = sandbox, container_id
+        self.ctl: socket.socket | None = None
+        self.pid = 0
+        self.cgroup: Cgroup | None = None
+        self.made = time.monotonic()
+        self.released = False
+        self.pooled = False
+        self.tainted = False  # touched by someone else while it waited in the pool
+
+    def release(self) -> None:
+        """Kill the container (it must not run or write after its run); idempotent."""
+        if self.released:
+            return
+        self.released = True
+        if self.ctl is not None:
+            self.sandbox.kill_draining(self.container_id, self.ctl)
+            self.ctl.close()
+        else:
+            with contextlib.suppress(docker.errors.APIError, requests.RequestException):
+                self.sandbox.client.api.kill(self.container_id)
+
+    def close(self) -> None:
+        try:
+            self.release()
+            self.sandbox.remove_id(self.container_id)
+        finally:
+            self.rundir.close()
 
 
 class DockerSandbox(Sandbox):
     def __init__(self, client: docker.DockerClient | None = None):
         self.client = client or connect()
         self._runtimes: list[str] | None = None
+        self.pool: Any = None  # a kernel.sandbox.pool.Pool when warm containers are kept
 
     def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
         self.client.close()
 
     # -- runtimes -------------------------------------------------------------------
@@ -93,114 +182,164 @@ class DockerSandbox(Sandbox):
             )
         return requested
 
-    # -- one run --------------------------------------------------------------------
-    def run(self, spec: SandboxSpec, stop: Stop | None = None) -> SandboxOutcome:
-        container = self._create(spec)
+    def start_pool(self, *, minimum: int, maximum: int, idle_seconds: float, fillers: int,
+                   labels: dict[str, str]) -> Any:  # fmt: skip
+        """Keep warm slots from now on (``labels`` select this home's containers for the pool's event watch)."""
+        from kernel.sandbox.pool import Pool
+
+        wanted = [f"{PROJECT_LABEL}={PROJECT}", *(f"{k}={v}" for k, v in labels.items())]
+        self.pool = Pool(
+            self.make_slot,
+            self.fresh,
+            minimum=minimum,
+            maximum=maximum,
+            idle_seconds=idle_seconds,
+            fillers=fillers,
+            events=lambda: self.client.events(decode=True, filters={"type": "container", "label": wanted}),
+        )
+        return self.pool
+
+    # -- slots ------------------------------------------------------------------------
+    def slot(self, shape: Shape, root: Path, labels: dict[str, str]) -> Slot:
+        """A warm slot from the pool when one is ready, else one made now (never a failure for lack of one)."""
+        if self.pool is not None:
+            taken = self.pool.take(shape, root, labels)
+            if taken is not None:
+                return taken  # type: ignore[no-any-return]
+        return self.make_slot(shape, root, labels)
+
+    def make_slot(self, shape: Shape, root: Path, labels: dict[str, str], ready_seconds: float = 60) -> DockerSlot:
+        """Create and start a container of ``shape`` and wait until its zygote is ready for a job."""
+        name = f"s-{secrets.token_hex(8)}"
+        rundir = RunDir(root, name, shape.dirs, shape.uid, labels[OWNER_LABEL])
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        slot: DockerSlot | None = None
         try:
-            container.start()
-            container.reload()
-            cgroup = Cgroup(int(container.attrs["State"]["Pid"]))
-            return self._exec(container, cgroup, spec, stop)
+            bind_unix(listener, rundir.sock / CONTROL_SOCKET)
+            listener.listen(1)
+            slot = DockerSlot(self, shape, rundir, self._create(shape, rundir, name, labels))
+            self.client.api.start(slot.container_id)
+            slot.ctl = self._await_zygote(listener, slot, ready_seconds)
+            slot.pid = int(self.client.api.inspect_container(slot.container_id)["State"]["Pid"])
+            slot.cgroup = Cgroup(slot.pid)
+            return slot
+        except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
+            self._discard(slot, rundir)
+            raise SandboxError(f"the Docker engine could not make a sandbox: {exc}", image=shape.image) from exc
+        except BaseException:
+            self._discard(slot, rundir)
+            raise
+        finally:
+            listener.close()
+            (rundir.sock / CONTROL_SOCKET).unlink(missing_ok=True)  # nobody else can connect to it
+
+    def _discard(self, slot: DockerSlot | None, rundir: RunDir) -> None:
+        try:
+            if slot is not None:
+                slot.close()
+        finally:
+            rundir.close()
+
+    def _await_zygote(self, listener: socket.socket, slot: DockerSlot, seconds: float) -> socket.socket:
+        """The zygote's connection, once it has said it is ready."""
+        deadline = time.monotonic() + seconds
+        listener.settimeout(0.5)
+        while True:
+            try:
+                conn, _ = listener.accept()
+                break
+            except TimeoutError:
+                if time.monotonic() > deadline or not self._state(slot.container_id).get("Running"):
+                    raise SandboxError(
+                        "a new sandbox did not become ready; check `kernel doctor` and the image.",
+                        image=slot.shape.image,
+                    ) from None
+        reader = OutputReader(0, MAX_CONTROL)
+        conn.settimeout(max(0.1, deadline - time.monotonic()))
+        while not reader.control:
+            data = conn.recv(MAX_CONTROL)
+            if not data or reader.violation or reader.exceeded:
+                conn.close()
+                raise SandboxError("a new sandbox failed before it was ready.", image=slot.shape.image)
+            reader.feed(data)
+        conn.settimeout(None)
+        return conn
+
+    def fresh(self, slot: DockerSlot) -> bool:
+        """Whether a pooled slot is still exactly as made: running, its zygote waiting, nothing written."""
+        if slot.ctl is None or slot.released:
+            return False
+        try:
+            slot.ctl.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            return False  # the zygote hung up, or spoke out of turn
+        except BlockingIOError:
+            pass  # silent and connected: waiting for its job
+        except OSError:
+            return False
+        state = self._state(slot.container_id)
+        if not state.get("Running") or state.get("Paused") or state.get("Restarting") or state.get("Pid") != slot.pid:
+            return False
+        for d in slot.shape.dirs:
+            with contextlib.suppress(OSError), os.scandir(slot.root / d.name) as entries:
+                if any(True for _ in entries):
+                    return False
+        return True
+
+    # -- one run --------------------------------------------------------------------
+    def run(self, spec: SandboxSpec, slot: Slot, stop: Stop | None = None) -> SandboxOutcome:
+        if not isinstance(slot, DockerSlot) or slot.ctl is None or slot.used or slot.shape != spec.shape:
+            raise SandboxError(f"run {spec.run_id} was given a slot that is not a fresh one of its shape.")
+        slot.used = True
+        try:
+            return self._run(spec, slot, stop)
         except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
             raise SandboxError(
                 f"the Docker engine failed during run {spec.run_id}: {exc}",
                 run_id=spec.run_id,
-                image=spec.image,
-            ) from exc
-        finally:
-            self._remove(container)
-
-    def _create(self, spec: SandboxSpec) -> Container:
-        mem = f"{spec.limits.memory_mb}m"
-        try:
-            return self.client.containers.create(
-                spec.image,
-                ["sleep", "infinity"],
-                runtime=spec.runtime,
-                user=f"{spec.uid}:{spec.uid}",
-                network_mode="none",
-                read_only=True,
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                pids_limit=spec.pids_limit,
-                mem_limit=mem,
-                memswap_limit=mem,  # equal: no swap
-                nano_cpus=int(spec.cpus * 1e9),
-                ulimits=[
-                    docker.types.Ulimit(name="cpu", soft=spec.limits.cpu_seconds, hard=spec.limits.cpu_seconds + 1),
-                    docker.types.Ulimit(name="core", soft=0, hard=0),
-                    docker.types.Ulimit(name="nofile", soft=1024, hard=1024),
-                ],
-                tmpfs={"/tmp": f"size={spec.tmp_mb}m,mode=1777,nosuid,nodev"},
-                mounts=[
-                    docker.types.Mount(m.target, str(m.source), type="bind", read_only=m.read_only) for m in spec.mounts
-                ],
-                environment=spec.env,
-                working_dir=spec.workdir,
-                hostname="sandbox",
-                log_config=docker.types.LogConfig(type="none"),
-                labels={PROJECT_LABEL: PROJECT, RUN_LABEL: spec.run_id, **spec.labels},
-                detach=True,
-            )
-        except docker.errors.ImageNotFound as exc:
-            raise SandboxError(
-                f"the sandbox image {spec.image} is missing: run `kernel image build`.",
-                run_id=spec.run_id,
-                image=spec.image,
-            ) from exc
-        except docker.errors.DockerException as exc:
-            raise SandboxError(
-                f"could not create the container for run {spec.run_id}: {exc}",
-                run_id=spec.run_id,
-                image=spec.image,
+                image=spec.shape.image,
             ) from exc
 
-    def _exec(self, container: Container, cgroup: Cgroup, spec: SandboxSpec, stop: Stop | None) -> SandboxOutcome:
-        api = self.client.api
-        exec_id = api.exec_create(
-            container.id, spec.command, user=f"{spec.uid}:{spec.uid}", workdir=spec.workdir, environment=spec.env
-        )["Id"]
+    def _run(self, spec: SandboxSpec, slot: DockerSlot, stop: Stop | None) -> SandboxOutcome:
+        assert slot.ctl is not None and slot.cgroup is not None
+        cgroup, ctl = slot.cgroup, slot.ctl
+        baseline = cgroup.sample() if cgroup.found else CgroupSample()
+        job = {"argv": spec.command, "env": spec.env, "cwd": spec.workdir, "inline": spec.inline}
         started = time.monotonic()
-        sock = api.exec_start(exec_id, socket=True)
-        raw: socket.socket = sock._sock  # the SDK's SocketIO wraps the real socket
+        ctl.sendall(json.dumps(job).encode() + b"\n")
         reader = OutputReader(spec.kept_output_bytes, spec.output_bytes)
         outcome = SandboxOutcome()
-        try:
-            deadline = started + spec.limits.wall_seconds
-            sample = self._watch(container, cgroup, raw, reader, outcome, deadline, spec.limits.cpu_seconds, stop)
-            outcome.wall_seconds = time.monotonic() - started
-            if cgroup.found:
-                sample = _later(sample, cgroup.sample())
-            if outcome.stopped_by_kernel:
-                self._kill_draining(container, raw)
-        finally:
-            sock.close()
-            raw.close()
-        if not (outcome.stopped_by_kernel or outcome.died):
-            outcome.exit_code = api.exec_inspect(exec_id).get("ExitCode")
+        deadline = started + spec.limits.wall_seconds
+        sample = self._watch(slot, reader, outcome, deadline, spec.limits.cpu_seconds + baseline.cpu_seconds, stop)
+        outcome.wall_seconds = time.monotonic() - started
+        if cgroup.found:
+            sample = _later(sample, cgroup.sample())
+        if outcome.stopped_by_kernel or outcome.died:
+            slot.release()
+        else:
+            outcome.exit_code = reader.exit_code()
         outcome.stdout, outcome.stderr = bytes(reader.kept[1]), bytes(reader.kept[2])
         outcome.stdout_total, outcome.stderr_total = reader.totals[1], reader.totals[2]
-        outcome.cpu_seconds = sample.cpu_seconds
+        outcome.cpu_seconds = max(0.0, sample.cpu_seconds - baseline.cpu_seconds)
         outcome.peak_memory_bytes = sample.peak_memory_bytes
-        outcome.io_read_bytes, outcome.io_write_bytes = sample.io_read_bytes, sample.io_write_bytes
-        outcome.oom_killed = outcome.oom_killed or sample.oom_kills > 0
-        outcome.pids_exhausted = outcome.pids_exhausted or sample.pids_max_events > 0
+        outcome.io_read_bytes = max(0, sample.io_read_bytes - baseline.io_read_bytes)
+        outcome.io_write_bytes = max(0, sample.io_write_bytes - baseline.io_write_bytes)
+        outcome.oom_killed = outcome.oom_killed or sample.oom_kills > baseline.oom_kills
+        outcome.pids_exhausted = outcome.pids_exhausted or sample.pids_max_events > baseline.pids_max_events
         return outcome
 
     def _watch(
         self,
-        container: Container,
-        cgroup: Cgroup,
-        raw: socket.socket,
+        slot: DockerSlot,
         reader: OutputReader,
         outcome: SandboxOutcome,
         deadline: float,
         cpu_limit: float,
         stop: Stop | None = None,
     ) -> CgroupSample:
-        """Read output until the runner ends, a limit is hit, the container dies, or ``stop`` is set."""
+        """Read the sandbox until its job ends, a limit is hit, the container dies, or ``stop`` is set."""
+        assert slot.ctl is not None and slot.cgroup is not None
         sample = CgroupSample()
-        waits: list[Any] = [raw] if stop is None else [raw, stop]
+        waits: list[Any] = [slot.ctl] if stop is None else [slot.ctl, stop]
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -211,34 +350,41 @@ class DockerSandbox(Sandbox):
                 outcome.stopped = True
                 return sample
             if ready:
-                data = raw.recv(65536)
-                if not data:
-                    return sample
+                data = slot.ctl.recv(65536)
+                if not data:  # the zygote is gone: the container died (or was killed)
+                    return self._died(slot, outcome, sample)
                 reader.feed(data)
                 if reader.exceeded:
                     outcome.output_exceeded = True
                     return sample
+                if reader.violation:
+                    return self._died(slot, outcome, sample)
+                if reader.exit_code() is not None:
+                    return sample
                 continue
-            if cgroup.found:
-                sample = _later(sample, cgroup.sample())
+            if slot.cgroup.found:
+                sample = _later(sample, slot.cgroup.sample())
                 if sample.pids_max_events > 0:  # a fork bomb: no normal artifact gets here
                     outcome.pids_exhausted = True
                     return sample
                 if sample.cpu_seconds > cpu_limit:  # all processes together, any runtime
                     outcome.cpu_exceeded = True
                     return sample
-            state = self._state(container)
-            if not state.get("Running"):
-                outcome.died = True
-                outcome.oom_killed = bool(state.get("OOMKilled"))
-                return sample
+            if not self._state(slot.container_id).get("Running"):
+                return self._died(slot, outcome, sample)
 
-    def _kill_draining(self, container: Container, raw: socket.socket) -> None:
-        """Kill the container while still reading its output.
+    def _died(self, slot: DockerSlot, outcome: SandboxOutcome, sample: CgroupSample) -> CgroupSample:
+        outcome.died = True
+        state = self._state(slot.container_id)
+        outcome.oom_killed = bool(state.get("OOMKilled"))
+        return sample
 
-        A writer blocked on a full pipe holds the engine's kill for seconds (runc), so
-        the pipe is drained until the kill returns; under gVisor the stream may never
-        end, so draining stops a moment after the kill.
+    def kill_draining(self, container_id: str, raw: socket.socket) -> None:
+        """Kill the container while still reading what it sends.
+
+        A writer blocked on a full socket must not hold the engine's kill, so the socket is
+        drained until the kill returns; under gVisor it may never end, so draining stops a
+        moment after the kill.
         """
         killed = threading.Event()
 
@@ -254,20 +400,61 @@ class DockerSandbox(Sandbox):
 
         thread = threading.Thread(target=drain, daemon=True)
         thread.start()
-        with contextlib.suppress(docker.errors.APIError):  # already stopped; removal follows
-            self.client.api.kill(container.id)
+        with contextlib.suppress(docker.errors.APIError, requests.RequestException):  # already gone
+            self.client.api.kill(container_id)
         killed.set()
         thread.join(timeout=5)
 
-    def _state(self, container: Container) -> dict[str, Any]:
+    def _create(self, shape: Shape, rundir: RunDir, name: str, labels: dict[str, str]) -> str:
+        mem = f"{shape.memory_mb}m"
+        api = self.client.api
         try:
-            return dict(self.client.api.inspect_container(container.id)["State"])
+            host_config = api.create_host_config(
+                runtime=shape.runtime,
+                network_mode="none",
+                read_only=True,
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                pids_limit=shape.pids_limit,
+                mem_limit=mem,
+                memswap_limit=mem,  # equal: no swap
+                nano_cpus=int(shape.cpus * 1e9),
+                ulimits=[
+                    docker.types.Ulimit(name="cpu", soft=shape.cpu_seconds, hard=shape.cpu_seconds + 1),
+                    docker.types.Ulimit(name="core", soft=0, hard=0),
+                    docker.types.Ulimit(name="nofile", soft=1024, hard=1024),
+                ],
+                tmpfs={"/tmp": f"size={shape.tmp_mb}m,mode=1777,nosuid,nodev"},
+                mounts=[
+                    docker.types.Mount(m.target, str(m.source), type="bind", read_only=m.read_only)
+                    for m in shape.mounts(rundir.path)
+                ],
+                log_config=docker.types.LogConfig(type="none"),
+            )
+            return str(
+                api.create_container(
+                    shape.image,
+                    ZYGOTE,
+                    user=f"{shape.uid}:{shape.uid}",
+                    environment={"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"},
+                    working_dir="/work",
+                    hostname="sandbox",
+                    labels={PROJECT_LABEL: PROJECT, RUN_LABEL: name, SHAPE_LABEL: shape.label, **labels},
+                    host_config=host_config,
+                )["Id"]
+            )
+        except docker.errors.ImageNotFound as exc:
+            raise SandboxError(
+                f"the sandbox image {shape.image} is missing: run `kernel image build`.", image=shape.image
+            ) from exc
+        except docker.errors.DockerException as exc:
+            raise SandboxError(f"could not create a sandbox container: {exc}", image=shape.image) from exc
+
+    def _state(self, container_id: str) -> dict[str, Any]:
+        try:
+            return dict(self.client.api.inspect_container(container_id)["State"])
         except docker.errors.NotFound:
             return {"Running": False}
-
-    def _remove(self, container: Container) -> None:
-        """Kill and remove, retrying: no container may outlive its run."""
-        self._remove_id(container.id)
 
     # -- hygiene --------------------------------------------------------------------
     def sweep(self, owner_alive: Callable[[str], bool], labels: dict[str, str]) -> list[str]:
@@ -283,11 +470,11 @@ class DockerSandbox(Sandbox):
             owner = found.get(OWNER_LABEL, "")
             if owner and owner_alive(owner):
                 continue
-            if self._remove_id(c["Id"]):
+            if self.remove_id(c["Id"]):
                 removed.append(found.get(RUN_LABEL, c["Id"][:12]))
         return removed
 
-    def _remove_id(self, container_id: str) -> bool:
+    def remove_id(self, container_id: str) -> bool:
         """Force-remove one container; False if another process removed it first."""
         for attempt in range(5):
             try:

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from kernel.sandbox.base import Sandbox, SandboxOutcome, SandboxSpec, Stop
+from kernel.sandbox.base import Sandbox, SandboxOutcome, SandboxSpec, Slot, Stop
 
 Script = Callable[[SandboxSpec], tuple[SandboxOutcome, dict[str, Any] | None]]
 
@@ -27,7 +27,7 @@ class FakeSandbox(Sandbox):
         self.specs: list[SandboxSpec] = []
         self._runtimes = runtimes
 
-    def run(self, spec: SandboxSpec, stop: Stop | None = None) -> SandboxOutcome:
+    def run(self, spec: SandboxSpec, slot: Slot, stop: Stop | None = None) -> SandboxOutcome:
         self.specs.append(spec)
         outcome, result = self.script(spec)
         out = next((m.source for m in spec.mounts if m.target == "/kernel/out"), None)

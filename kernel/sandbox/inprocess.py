@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kernel.sandbox.base import Sandbox, SandboxOutcome, SandboxSpec, Stop
+from kernel.sandbox.base import Sandbox, SandboxOutcome, SandboxSpec, Slot, Stop
 
 
 class CallFailed(Exception):
@@ -78,7 +78,7 @@ class InProcessSandbox(Sandbox):
     def __init__(self, behaviours: dict[str, Behaviour]):
         self.behaviours = behaviours
 
-    def run(self, spec: SandboxSpec, stop: Stop | None = None) -> SandboxOutcome:
+    def run(self, spec: SandboxSpec, slot: Slot, stop: Stop | None = None) -> SandboxOutcome:
         mounts = {m.target: m.source for m in spec.mounts}
         call = json.loads((mounts["/kernel/in"] / "call.json").read_text())
         value = json.loads((mounts["/kernel/in"] / "input.json").read_text())
@@ -86,7 +86,7 @@ class InProcessSandbox(Sandbox):
         if behaviour is None:
             result: dict[str, Any] = {"ok": False, "error": f"no behaviour for {call['entrypoint']}"}
         else:
-            env = Env(mounts["/kernel/kernel.sock"], mounts["/work"])
+            env = Env(mounts["/kernel/sock"] / "kernel.sock", mounts["/work"])
             try:
                 result = {"ok": True, "value": behaviour(env, value)}
             except CallFailed as exc:

@@ -1,22 +1,25 @@
 """The host side of a run's mounts: one directory per run, its writable parts size-capped.
 
-Layout: ``in/`` (written by the kernel, read-only in the container), ``work/`` (the
-run's workspace) and ``out/`` (where the runner writes the result), both writable by
-the sandbox user. As root, ``work/`` and ``out/`` are tmpfs mounts of their own:
+Layout: one folder per ``Dir`` of the run's shape, e.g. ``in/`` and ``pkg/`` (written by
+the kernel, read-only in the container), ``work/`` (the run's workspace) and ``out/``
+(where the runner writes the result), both writable by the sandbox user, and ``sock/``
+(the kernel's sockets). As root, ``work/`` and ``out/`` are tmpfs mounts of their own:
 ``size=`` caps what the run can write, nothing reaches the host's disk, and a full
 workspace cannot stop the runner from reporting. Not as root they are plain folders,
 which `kernel doctor` reports as a missing guarantee.
 """
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from kernel.errors import SandboxError
+from kernel.sandbox.base import Dir
 
 OWNER_FILE = ".owner"
 BORN_SECONDS = 60  # a folder with no owner file yet is left alone this long
@@ -54,25 +57,29 @@ def unmount(path: Path) -> None:
 
 
 class RunDir:
-    """The run's host directory; ``close()`` unmounts and deletes it."""
+    """A run's host directory, one folder per ``Dir`` of its shape; ``close()`` unmounts and deletes it.
 
-    def __init__(self, root: Path, run_id: str, workspace_mb: int, result_bytes: int, uid: int, owner: str):
-        self.path = root / run_id
+    ``in``, ``out``, ``work``, ``pkg`` and ``sock`` name the usual folders (present when the
+    shape has them)."""
+
+    def __init__(self, root: Path, name: str, dirs: Iterable[Dir], uid: int, owner: str):
+        self.path = root / name
         self.path.mkdir(parents=True, exist_ok=False)
         (self.path / OWNER_FILE).write_text(owner)  # so a sweep can tell a live run from a crashed one
-        self.inputs = self.path / "in"
-        self.out = self.path / "out"
-        self.work = self.path / "work"
+        self.inputs, self.out, self.work = self.path / "in", self.path / "out", self.path / "work"
+        self.pkg, self.sock = self.path / "pkg", self.path / "sock"
+        self.quota = False
         try:
-            for d in (self.inputs, self.out, self.work):
-                d.mkdir()
-            self.quota = _mount_tmpfs(self.work, workspace_mb)
-            _mount_tmpfs(self.out, result_bytes // 2**20 + 1)
-            for d in (self.out, self.work):
-                if os.geteuid() == 0:
-                    os.chown(d, uid, uid)
-                else:
-                    d.chmod(0o777)
+            for d in dirs:
+                folder = self.path / d.name
+                folder.mkdir()
+                if d.tmpfs_mb:
+                    self.quota = _mount_tmpfs(folder, d.tmpfs_mb) or self.quota
+                if d.writable and d.name != "sock":  # the kernel's sockets: only the kernel makes files there
+                    if os.geteuid() == 0:
+                        os.chown(folder, uid, uid)
+                    else:
+                        folder.chmod(0o777)
         except BaseException:
             self.close()
             raise
@@ -82,8 +89,9 @@ class RunDir:
 
 
 def remove(path: Path) -> None:
-    for sub in ("work", "out"):
-        unmount(path / sub)
+    with contextlib.suppress(OSError), os.scandir(path) as entries:
+        for entry in entries:
+            unmount(Path(entry.path))
     unmount(path)
     shutil.rmtree(path, ignore_errors=True)
 
@@ -111,3 +119,20 @@ def sweep(root: Path, owner_alive: Callable[[str], bool]) -> list[str]:
             remove(entry)
             removed.append(entry.name)
     return removed
+
+
+def stage(source: Path, target: Path) -> None:
+    """Put a copy of the tree ``source`` (a package, read-only in the sandbox) into ``target``:
+    hard links where the filesystem allows (the files are the store's, never written), else copies."""
+    for dirpath, dirnames, filenames in os.walk(source):
+        here = target / os.path.relpath(dirpath, source)
+        for name in dirnames:
+            (here / name).mkdir(exist_ok=True)
+        for name in filenames:
+            src, dst = os.path.join(dirpath, name), here / name
+            if os.path.islink(src):
+                continue  # the store keeps no links; never follow one
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copyfile(src, dst)

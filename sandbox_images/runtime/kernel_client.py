@@ -11,7 +11,7 @@ import json
 import os
 import socket
 
-SOCKET_PATH = os.environ.get("KERNEL_SOCKET", "/kernel/kernel.sock")
+SOCKET_PATH = os.environ.get("KERNEL_SOCKET", "/kernel/sock/kernel.sock")
 
 
 class KernelCallError(Exception):

@@ -1,7 +1,7 @@
 """Serves a deliverable's modules to the judge's suite. Executed by the kernel, in the
 deliverable's own container, never in the suite's.
 
-It connects to the link the kernel mounted at /kernel/link.sock and answers the suite's
+It connects to the link the kernel mounted at /kernel/sock/link.sock and answers the suite's
 requests (import a module, get an attribute, call, ...) until the suite's side hangs up.
 Nothing here is trusted by the judge: the deliverable may rewrite all of it, and the suite's
 side checks everything that arrives (see kernel_wire.py).
@@ -13,7 +13,7 @@ import sys
 
 KERNEL_DIR = "/opt/kernel"
 PKG_DIR = "/kernel/pkg"
-LINK = "/kernel/link.sock"
+LINK = "/kernel/sock/link.sock"
 
 
 def main():

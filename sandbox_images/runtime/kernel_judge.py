@@ -7,7 +7,7 @@ only plain data and references come back, decoded without running anything. In
 ``collect`` mode (at escrow open) there is no deliverable: a placeholder module stands in
 so that test ids can be listed.
 
-The outcome goes to the kernel over /kernel/report.sock, connected before anything of the
+The outcome goes to the kernel over /kernel/sock/report.sock, connected before anything of the
 suite is imported; the deliverable's process has no way to that socket, and the kernel
 reads what arrived only after every process of the deliverable is dead. Assertion
 messages and output are not reported: they could carry the suite's private source to the
@@ -21,8 +21,8 @@ import sys
 
 KERNEL_DIR = "/opt/kernel"
 SPEC = "/kernel/in/judge.json"
-REPORT = "/kernel/report.sock"
-LINK = "/kernel/link.sock"
+REPORT = "/kernel/sock/report.sock"
+LINK = "/kernel/sock/link.sock"
 
 
 WORSE = ["failed", "skipped", "passed"]
