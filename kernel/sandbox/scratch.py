@@ -65,7 +65,9 @@ class RunDir:
     def __init__(self, root: Path, name: str, dirs: Iterable[Dir], uid: int, owner: str):
         self.path = root / name
         self.path.mkdir(parents=True, exist_ok=False)
-        (self.path / OWNER_FILE).write_text(owner)  # so a sweep can tell a live run from a crashed one
+        staged = self.path / f"{OWNER_FILE}.new"
+        staged.write_text(owner)
+        staged.rename(self.path / OWNER_FILE)  # whole or absent: a sweep tells a live run from a crashed one
         self.inputs, self.out, self.work = self.path / "in", self.path / "out", self.path / "work"
         self.pkg, self.sock = self.path / "pkg", self.path / "sock"
         self.quota = False
@@ -113,8 +115,8 @@ def sweep(root: Path, owner_alive: Callable[[str], bool]) -> list[str]:
             owner = (entry / OWNER_FILE).read_text()
         except OSError:
             owner = ""
-            if _younger_than(entry, BORN_SECONDS):
-                continue  # just made by a live kernel, which writes its owner file next
+        if not owner and _younger_than(entry, BORN_SECONDS):
+            continue  # just made by a live kernel, which is writing its owner file
         if not (owner and owner_alive(owner)):
             remove(entry)
             removed.append(entry.name)
