@@ -165,9 +165,13 @@ class Kernel:
         self.writing()
         if not self._swept:
             self.sweep()
-        finisher = self._aftermaths.submit if self._aftermaths is not None else None
+        finisher = self._finish_later if self._aftermaths is not None else None
         services = runs.Services(self.db, self.settings, self.sandbox, self.image(), self.audit, finisher)
         return runs.Invocation(services)(artifact, principal, value)
+
+    def _finish_later(self, aftermath: Callable[[], None]) -> None:
+        assert self._aftermaths is not None
+        self._aftermaths.submit(aftermath)
 
     def run(self, ref: str) -> RunResult:
         return runs.get_run(self.db, ref)

@@ -120,6 +120,8 @@ def main(ctx: click.Context, home: str | None) -> None:
       kernel submit examples/wordcount --as alice
       kernel invoke 3f9a2c --as alice --input '{"text": "to be or not"}'
     """
+    if ctx.obj and "settings" in ctx.obj:
+        return  # the daemon runs this command line on its own kernel (kernel.service.bridge)
     try:
         if home is not None and not home.strip():
             raise click.BadParameter(
@@ -145,6 +147,19 @@ def main(ctx: click.Context, home: str | None) -> None:
         example = {"default_limits": LIMITS_EXAMPLE, "max_limits": LIMITS_EXAMPLE}.get(field, "a JSON value")
         raise click.ClickException(f"KERNEL_{field.upper()} is not valid JSON; give {example}, or unset it.") from None
     ctx.obj = {"settings": settings}
+
+
+class UserPath(click.Path):
+    """A path the user typed: relative to the caller's working directory, also when the daemon
+    runs the command for the thin client (whose working directory it is told)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from kernel.service.bridge import CLIENT_CWD
+
+        cwd = CLIENT_CWD.get()
+        if cwd is not None and isinstance(value, str) and value != "-" and not os.path.isabs(value):
+            value = os.path.join(cwd, os.path.expanduser(value) if value.startswith("~") else value)
+        return super().convert(value, param, ctx)
 
 
 # -- principals ---------------------------------------------------------------------
@@ -269,7 +284,7 @@ def ledger_check(ctx: click.Context, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=UserPath(path_type=Path))
 @as_option
 @click.option(
     "--public", is_flag=True, help="Let every principal read the package's files (kernel_client.read_artifact)."
@@ -368,7 +383,7 @@ def parse_input(text: str | None, file: Path | None, settings: Settings) -> Any:
 @click.option("--input", "input_text", help="The JSON value passed to the entrypoint.")
 @click.option(
     "--input-file",
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    type=UserPath(dir_okay=False, allow_dash=True, path_type=Path),
     help="Read the JSON input from a file ('-': standard input).",
 )
 @json_option
@@ -511,7 +526,7 @@ def audit_events(ctx: click.Context, run_id: str | None, principal: str | None, 
 
 @audit.command("export")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+@click.option("--output", "-o", type=UserPath(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
 @click.pass_context
 def audit_export(ctx: click.Context, fmt: Literal["jsonl", "csv"], output: Path | None) -> None:
     """Export every audit event for offline analysis, streamed as JSON lines or CSV.
@@ -673,6 +688,7 @@ def sweep(ctx: click.Context, as_json: bool) -> None:
 
 def _add_commands() -> None:
     import kernel.audit.commands  # noqa: F401 - registers `kernel audit scan | flows | alerts`
+    import kernel.service.commands  # noqa: F401 - registers `kernel serve`, `kernel token ...`
     from judiciary.cli import escrow
 
     main.add_command(escrow)

@@ -208,14 +208,15 @@ def test_each_token_is_rate_limited(tmp_path: Any, make_pkg: PackageFactory) -> 
     [
         ("GET", "/v1/nowhere", None, 404, "not_found"),
         ("PUT", "/v1/invoke", None, 405, "method_not_allowed"),
-        ("POST", "/v1/invoke", {"artifact": "zzzz"}, 404, "not_found"),
+        ("POST", "/v1/invoke", {"artifact": "ffffffff"}, 404, "not_found"),
+        ("POST", "/v1/invoke", {"artifact": "zz"}, 400, "invalid_input"),
         ("POST", "/v1/invoke", {"artifact": "x", "extra": 1}, 422, "invalid_request"),
         ("POST", "/v1/invoke", {"artifact": ""}, 422, "invalid_request"),
         ("POST", "/v1/transfers", {"to": "bob", "amount": 10**6}, 409, "insufficient_funds"),
         ("POST", "/v1/transfers", {"to": "nobody", "amount": 1}, 404, "not_found"),
         ("POST", "/v1/transfers", {"to": "bob", "amount": -1}, 422, "invalid_request"),
         ("GET", "/v1/runs?limit=0", None, 422, "invalid_request"),
-        ("GET", "/v1/escrows/ffff", None, 404, "not_found"),
+        ("GET", "/v1/escrows/ffffffff", None, 404, "not_found"),
         ("POST", "/v1/escrows", {"amount": 1, "tests": "{art}"}, 400, "invalid_input"),
     ],
 )

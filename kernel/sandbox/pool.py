@@ -86,23 +86,18 @@ class Pool:
             state.arrivals.append(now)
             state.last_arrival = now
             self.lock.notify_all()
-            candidates = []
-            while state.ready:
-                candidates.append(state.ready.popleft())
-                self.waiting.pop(candidates[-1].container_id, None)
-                if not candidates[-1].tainted:
-                    break
-        for slot in candidates:
+        while True:
+            with self.lock:
+                if not state.ready:
+                    self.stats["on_demand"] += 1
+                    return None
+                slot = state.ready.popleft()
+                self.waiting.pop(slot.container_id, None)
             if not slot.tainted and self.fresh(slot):
                 self.stats["handed_out"] += 1
                 slot.pooled = True
-                for other in candidates:
-                    if other is not slot:
-                        self._discard(other)
                 return slot
-            self._discard(slot)
-        self.stats["on_demand"] += 1
-        return None
+            self._discard(slot)  # touched while it waited: never used
 
     def sizes(self) -> dict[str, dict[str, int]]:
         with self.lock:

@@ -171,11 +171,11 @@ def create_app(kernel: Kernel) -> FastAPI:
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}},
-                            "application/x-tar": {"schema": {"type": "string", "format": "binary"}}},
+                "description": "the package folder as a tar archive (gzip allowed): `tar -cz -C DIR .`",
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
             }
         },
-    )  # fmt: skip
+    )
     async def submit(
         request: Request, who: Who, principal: Annotated[str | None, Query(max_length=40)] = None, public: bool = False
     ) -> JSONResponse:

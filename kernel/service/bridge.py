@@ -43,7 +43,7 @@ class _Captured(io.TextIOBase):
         return getattr(_local, self.name_, None)
 
     @property
-    def buffer(self) -> Any:  # type: ignore[override]
+    def buffer(self) -> Any:
         return self._mine() or self.real.buffer
 
     @property

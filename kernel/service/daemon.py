@@ -13,6 +13,7 @@ import fcntl
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kernel import home, process
+from kernel import process
 from kernel.errors import HomeError, InvalidInput
 from kernel.settings import Settings
 from kernel.sockets import bind_unix
@@ -108,12 +109,11 @@ def serve(
     from kernel.service.app import create_app
 
     settings = settings.model_copy(update={"pool": True})
-    home.prepare(settings.home)
-    lock = _lock(settings)
+    kernel = Kernel(settings, background_audit=True)
     try:
-        kernel = Kernel(settings, background_audit=True)
+        lock = _lock(settings)
     except BaseException:
-        os.close(lock)
+        kernel.close()
         raise
     try:
         kernel.writing()
@@ -136,6 +136,9 @@ def serve(
         config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30)
         server = uvicorn.Server(config)
         logging.getLogger("kernel.service").info("serving %s on %s and %s", settings.home, info["url"], info["socket"])
+        # uvicorn re-raises the signal that stopped it once it has stopped: end this process by
+        # SystemExit then (not by the default action), so that what follows still runs.
+        signal.signal(signal.SIGTERM, _exit)
         server.run(sockets=[tcp, unix])
     finally:
         info_path(settings).unlink(missing_ok=True)
@@ -143,6 +146,10 @@ def serve(
         kernel.close()
         os.close(lock)
         sys.stdout.flush()
+
+
+def _exit(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
 
 
 def _lock(settings: Settings) -> int:

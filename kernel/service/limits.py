@@ -25,19 +25,25 @@ class BodyLimit:
             await _too_large(send, self.max_bytes)
             return
         seen = 0
-        started = False
+        over = started = False
 
         async def limited() -> Any:
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    over = True  # whatever the app makes of the cut body, the answer is 413
                     raise _Overflow
             return message
 
         async def tracking(message: Any) -> None:
             nonlocal started
+            if over:
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await _too_large(send, self.max_bytes)
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
