@@ -15,8 +15,10 @@ The peers run in a worker process inside ``.venv-peers`` (see ``benchmarks/peer_
 which times the peer's own call, so the pipe and the worker's start-up are not counted. No image is
 ever pulled, and every container carries this run's label and is removed by id at the end.
 
-To add a row (the kernel, in-process or through its daemon), add an entry to ``contenders``: a
-callable that runs the job once and returns its seconds is all a row needs.
+  - kernel (daemon, pooled): ``kernel.client.Client.invoke`` of an artifact returning 1 + 1,
+                    through `kernel serve` (a fresh pooled container, metered, paid, audited).
+To add a row, add an entry to ``contenders``: a callable that runs the job once and returns its
+seconds is all a row needs.
 
 Usage: .venv/bin/python benchmarks/peers.py [--reps 15] [--json]   (or: make bench-peers)
 """
@@ -165,6 +167,58 @@ def peer(name: str, image: str, runtime: str) -> float:
     return peer_worker().run(name, image, runtime)
 
 
+KERNEL_JOB = "def main(v):\n    return 1 + 1\n"
+KERNEL_MANIFEST = '[project]\nname = "two"\nversion = "1"\n[tool.kernel]\nkind = "code"\nentrypoint = "art:main"\n'
+
+
+class KernelDaemons:
+    """One `kernel serve` per runtime (a warm pool), started on first use, stopped at the end."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.work = Path(tempfile.mkdtemp(prefix="bench-peers-kernel-"))
+        self.served: dict[str, tuple[Any, Any, str]] = {}
+
+    def invoke(self, runtime: str) -> float:
+        from kernel.client import Client
+        from kernel.service.spawn import Daemon
+
+        if runtime not in self.served:
+            pkg = self.work / "pkg"
+            pkg.mkdir(exist_ok=True)
+            (pkg / "pyproject.toml").write_text(KERNEL_MANIFEST)
+            (pkg / "art.py").write_text(KERNEL_JOB)
+            daemon = Daemon(self.work / f"home-{runtime}", {"KERNEL_RUNTIME": runtime, "KERNEL_POOL_MIN": "2"})
+            daemon.__enter__()
+            with daemon.local() as local:
+                local.create_principal("bench", 0)
+                art = local.submit(pkg, "bench")["artifact"]["id"]
+                token = local.create_token("bench")["token"]
+            daemon.wait_pool(2)
+            self.served[runtime] = (daemon, Client(daemon.url, token), art)
+        _, client, art = self.served[runtime]
+        t = time.perf_counter()
+        run = client.invoke(art)
+        seconds = time.perf_counter() - t
+        if run["status"] != "ok" or run["output"] != 2:
+            raise ContenderFailed(f"the kernel's run ended {run['status']}: {run['reason']}")
+        return seconds
+
+    def close(self) -> None:
+        import shutil
+
+        for daemon, client, _ in self.served.values():
+            client.close()
+            daemon.stop()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+@functools.cache
+def kernel_daemons() -> KernelDaemons:
+    return KernelDaemons()
+
+
 def contenders(image: str, runtime: str) -> dict[str, Callable[[], float]]:
     """The rows for one runtime: each callable runs the job once and returns its seconds.
 
@@ -175,6 +229,7 @@ def contenders(image: str, runtime: str) -> dict[str, Callable[[], float]]:
         DOCKER_RUN: functools.partial(docker_run, image, runtime),
         "epicbox": functools.partial(peer, "epicbox", image, runtime),
         "llm-sandbox": functools.partial(peer, "llm-sandbox", image, runtime),
+        "kernel (daemon, pooled)": functools.partial(kernel_daemons().invoke, runtime),
         BARE_PYTHON: bare_python,
     }
 
@@ -301,6 +356,7 @@ def main() -> None:
         versions = peer_worker().versions if worker_started else {}
         if worker_started:
             peer_worker().close()
+        kernel_daemons().close()
         left = sweep(engine)
         engine.close()
     doc = {

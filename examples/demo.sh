@@ -2,11 +2,27 @@
 # The main job: principals, artifacts submitted as code, invoked in sandboxes, paid for;
 # one artifact calling another through the kernel, with the audit log and the graph;
 # escrows settled by test suites (an honest and a cheating delivery); a covert transfer
-# found by the black-market auditor.
+# found by the black-market auditor. Everything goes through a daemon (`kernel serve`) it
+# starts and stops: the `kernel` command talks to it over the home's Unix socket, and an
+# agent uses its HTTP API with a token.
 # State lives in ./.kernel (or $KERNEL_HOME); running it again reuses what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 k() { echo "\$ kernel $*" >&2; kernel "$@"; }
+home="${KERNEL_HOME:-.kernel}"
+daemon=""
+stop_daemon() { if [ -n "$daemon" ]; then kill -TERM "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; fi; }
+trap stop_daemon EXIT
+if [ ! -S "$home/daemon.sock" ]; then
+  echo "\$ kernel serve --listen 127.0.0.1:0 &" >&2
+  kernel serve --listen 127.0.0.1:0 --json > "${TMPDIR:-/tmp}/kernel-demo-serve.json" &
+  daemon=$!
+  for _ in $(seq 600); do [ -s "${TMPDIR:-/tmp}/kernel-demo-serve.json" ] && break; kill -0 "$daemon" || exit 1; sleep 0.1; done
+  url=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "${TMPDIR:-/tmp}/kernel-demo-serve.json")
+  echo "# the daemon serves $home on $url (API docs $url/docs); its warm pool holds fresh containers"
+else
+  url=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "$home/daemon.json")
+fi
 id_of() { kernel submit "$1" --as "$2" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["artifact"]["id"])'; }
 
 kernel balance alice >/dev/null 2>&1 || k principal create alice --grant 500
@@ -19,9 +35,23 @@ echo
 echo "# bob invokes alice's wordcount (price 3 scrip): a fresh, locked-down container runs it"
 k invoke "${wc:0:12}" --as bob --input '{"text": "the quick brown fox jumps over the lazy dog the end"}'
 echo
+echo "# an agent elsewhere: carol's API token, the Python client, the same invocation over HTTP"
+token=$(kernel token create --as carol --label demo --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+echo "\$ kernel token create --as carol --label demo  ->  kt_..." >&2
+python3 - "$url" "$token" "$wc" <<'PY'
+import sys
+from kernel.client import Client
+
+url, token, wc = sys.argv[1:]
+with Client(url, token) as carol:
+    run = carol.invoke(wc, value={"text": "to be or not to be"})
+    print(f"client.invoke -> {run['status']} {run['output']} (cost {run['cost']}, state {run['state']});"
+          f" carol's balance {carol.balance('carol')}")
+PY
+echo
 echo "# bob's wordstats invokes wordcount once per paragraph, through the kernel proxy"
 pkg=$(mktemp -d)
-trap 'rm -rf "$pkg"' EXIT
+trap 'rm -rf "$pkg"; stop_daemon' EXIT
 cp examples/wordstats/* "$pkg/"
 echo "$wc" > "$pkg/WORDCOUNT_ID"
 sed -i "s/^price = 2$/price = 2\ndepends = [\"$wc\"]/" "$pkg/pyproject.toml"
@@ -58,7 +88,7 @@ dropped=$(kernel invoke "$drop" --as bob --json --input "{\"artifact\": \"$sorte
 echo "\$ kernel invoke ${drop:0:12} --as bob --input '{\"artifact\": \"${sorter:0:12}...\", \"name\": \".cache\"}'  ->  ${dropped:0:12}"
 fetch=$(id_of examples/fetch mallory)
 copy=$(mktemp -d)
-trap 'rm -rf "$pkg" "$copy"' EXIT
+trap 'rm -rf "$pkg" "$copy"; stop_daemon' EXIT
 kernel invoke "$fetch" --as mallory --json --input "{\"artifact\": \"$dropped\", \"path\": \"sorter.py\"}" \
   | output_of > "$copy/sorter.py"
 echo "\$ kernel invoke ${fetch:0:12} --as mallory --input '{\"artifact\": \"${dropped:0:12}...\", \"path\": \"sorter.py\"}'"

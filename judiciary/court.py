@@ -90,6 +90,7 @@ class Court:
 
     def _sandbox_runner(self) -> SuiteRunner:
         self.k.sweep()  # containers and folders of judges that died
+        self.k.warm_pool()
         return SuiteRunner(JudgeServices(self.db, self.k.settings, self.k.sandbox, self.k.image()))
 
     def _runner(self) -> SuiteRunner:

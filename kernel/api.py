@@ -8,6 +8,7 @@ The CLI is a thin layer over this class; everything it does is callable from Pyt
     run = k.invoke(art.id, principal="alice", value={"text": "a b"})
 """
 
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,10 +20,11 @@ from kernel.audit.scan import Auditor
 from kernel.db import Database
 from kernel.errors import InvalidInput
 from kernel.graph import dependency_graph
+from kernel.listing import MAX_LISTED
 from kernel.models import Alert, Artifact, AuditEvent, Flow, Graph, RunResult, ScanReport, SubmitResult
 from kernel.sandbox.base import HOME_LABEL, Sandbox
 from kernel.sandbox.scratch import sweep as sweep_run_dirs
-from kernel.settings import MAX_LISTED, Settings
+from kernel.settings import Settings
 
 
 def count(value: object, what: str, low: int) -> int:
@@ -62,8 +64,9 @@ class Kernel:
         self._image = image
         self._swept = False
         self._pooled = False
+        self._pool_lock = threading.Lock()
         self._aftermaths: ThreadPoolExecutor | None = (
-            ThreadPoolExecutor(max_workers=2, thread_name_prefix="aftermath") if background_audit else None
+            ThreadPoolExecutor(max_workers=4, thread_name_prefix="aftermath") if background_audit else None
         )
 
     # -- engine ---------------------------------------------------------------------
@@ -73,22 +76,25 @@ class Kernel:
             from kernel.sandbox.docker import DockerSandbox
 
             self._sandbox = DockerSandbox()
-        if self.settings.pool and not self._pooled:
-            self._pooled = True
-            self._start_pool(self._sandbox)
         return self._sandbox
 
-    def _start_pool(self, sandbox: Sandbox) -> None:
-        """Keep warm containers of the default invocation's shape (other shapes warm up as they arrive)."""
+    def warm_pool(self) -> None:
+        """With ``settings.pool``: keep warm containers of the default invocation's shape from now
+        on (other shapes warm up as they arrive). Runs (invocations, judgements) call it."""
         from kernel.sandbox.docker import DockerSandbox
 
-        if not isinstance(sandbox, DockerSandbox) or sandbox.pool is not None:
+        sandbox = self.sandbox
+        if not self.settings.pool or not isinstance(sandbox, DockerSandbox):
             return
-        s = self.settings
-        pool = sandbox.start_pool(minimum=s.pool_min, maximum=s.pool_max, idle_seconds=s.pool_idle_seconds,
-                                  fillers=s.pool_fillers, labels=runs.owner_labels(s))  # fmt: skip
-        shape = runs.invoke_shape(s, self.image(), sandbox.runtime(s.runtime), s.default_limits)
-        pool.warm(shape, s.run_dir, runs.owner_labels(s))
+        with self._pool_lock:
+            if self._pooled:
+                return
+            self._pooled = True
+            s = self.settings
+            pool = sandbox.start_pool(minimum=s.pool_min, maximum=s.pool_max, idle_seconds=s.pool_idle_seconds,
+                                      fillers=s.pool_fillers, labels=runs.owner_labels(s))  # fmt: skip
+            shape = runs.invoke_shape(s, self.image(), sandbox.runtime(s.runtime), s.default_limits)
+            pool.warm(shape, s.run_dir, runs.owner_labels(s))
 
     def pool_status(self) -> dict[str, Any]:
         """The warm pool's sizes per shape and its counters (empty without a pool)."""
@@ -165,6 +171,7 @@ class Kernel:
         self.writing()
         if not self._swept:
             self.sweep()
+        self.warm_pool()
         finisher = self._finish_later if self._aftermaths is not None else None
         services = runs.Services(self.db, self.settings, self.sandbox, self.image(), self.audit, finisher)
         return runs.Invocation(services)(artifact, principal, value)

@@ -1,32 +1,117 @@
-"""The `kernel` command: parse, call one library function, print."""
+"""The `kernel` command: parse, call one library function, print.
 
+Commands load lazily: this module imports click and the standard library only, so
+`kernel --help` costs little; a command's libraries load when it runs (the `escrow`,
+`serve`, `token` and `audit scan|flows|alerts` commands live in modules of their own,
+loaded when named)."""
+
+from __future__ import annotations
+
+import importlib
 import json
 import os
 import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
-from pydantic import BaseModel, ValidationError
-from pydantic_settings import SettingsError
-from rich.console import Console
-from rich.table import Table
 
 from kernel.errors import InvalidInput, KernelError
-from kernel.models import RunResult, RunStatus
+from kernel.listing import MAX_LISTED
 from kernel.safe_io import read_user_file
-from kernel.settings import MAX_LISTED, Settings
 
-out = Console(highlight=False, soft_wrap=True, markup=False)  # names and outputs are data, never markup
-if not out.is_terminal:
-    out.width = 160  # piped output: do not wrap tables at 80 columns
-err = Console(stderr=True, highlight=False, markup=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from kernel.models import RunResult
+    from kernel.settings import Settings
 
 
-class KernelGroup(click.Group):
+class _LazyConsole:
+    """A rich Console made on first use (rich costs an import most commands never print with)."""
+
+    def __init__(self, stderr: bool):
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            console = Console(stderr=self._stderr, highlight=False, soft_wrap=not self._stderr, markup=False)
+            if not self._stderr and not console.is_terminal:
+                console.width = 160  # piped output: do not wrap tables at 80 columns
+            self._console = console
+        return getattr(self._console, name)
+
+
+out: Any = _LazyConsole(stderr=False)  # names and outputs are data, never markup
+err: Any = _LazyConsole(stderr=True)
+
+
+def new_table(*columns: str, **kw: Any) -> Table:
+    from rich.table import Table
+
+    return Table(*columns, **kw)
+
+
+class LazyGroup(click.Group):
+    """A group whose commands in ``lazy`` (name -> ("module:attribute", short help)) load when named;
+    its help lists them from their short help, without loading them."""
+
+    lazy: dict[str, tuple[str, str]] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in self.lazy:
+            module, _, attribute = self.lazy[name][0].partition(":")
+            command = self.commands.get(name) or getattr(importlib.import_module(module), attribute)
+            self.commands.setdefault(name, command)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                command = self.commands[name]
+                if not command.hidden:
+                    rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+            else:
+                rows.append((name, _short(self.lazy[name][1], formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _short(text: str, limit: int) -> str:
+    """``text`` cut at a word within ``limit`` characters, as click shortens a command's help."""
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - 3)].rsplit(" ", 1)[0].rstrip(",;:") + "..."
+
+
+class KernelGroup(LazyGroup):
     """Turns every kernel error into one line on stderr (exit 1); no traceback reaches users."""
+
+    lazy = {
+        "escrow": (
+            "judiciary.cli:escrow",
+            "Escrow settled by the judiciary: a buyer's pytest suite decides who gets paid.",
+        ),
+        "serve": (
+            "kernel.service.commands:serve",
+            "Run the daemon for this home: a warm pool of fresh sandboxes, the HTTP API",
+        ),
+        "token": (
+            "kernel.service.commands:token",
+            "API tokens: each acts as one principal, or as an operator (--admin).",
+        ),
+    }
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -80,7 +165,7 @@ def kernel_of(ctx: click.Context) -> Any:
 
 def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
     if as_json:
-        if isinstance(data, BaseModel):
+        if hasattr(data, "model_dump_json"):  # a pydantic model
             click.echo(data.model_dump_json(indent=2))
         else:
             click.echo(json.dumps(_plain(data), indent=2, default=str))
@@ -89,7 +174,7 @@ def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
 
 
 def _plain(data: Any) -> Any:
-    if isinstance(data, BaseModel):
+    if hasattr(data, "model_dump"):
         return data.model_dump(mode="json")
     if isinstance(data, list):
         return [_plain(x) for x in data]
@@ -122,6 +207,11 @@ def main(ctx: click.Context, home: str | None) -> None:
     """
     if ctx.obj and "settings" in ctx.obj:
         return  # the daemon runs this command line on its own kernel (kernel.service.bridge)
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from kernel.settings import Settings
+
     try:
         if home is not None and not home.strip():
             raise click.BadParameter(
@@ -199,7 +289,7 @@ def principal_list(ctx: click.Context, as_json: bool) -> None:
     rows = kernel_of(ctx).principals()
 
     def human() -> None:
-        table = Table("principal", "balance", "created")
+        table = new_table("principal", "balance", "created")
         for r in rows:
             table.add_row(r["name"], str(r["balance"]), r["created_at"][:19])
         out.print(table)
@@ -326,7 +416,7 @@ def artifacts(ctx: click.Context, owner: str | None, as_json: bool) -> None:
     items = kernel_of(ctx).artifacts(owner)
 
     def human() -> None:
-        table = Table("id", "name", "version", "kind", "owner", "price", "files", "bytes")
+        table = new_table("id", "name", "version", "kind", "owner", "price", "files", "bytes")
         for a in items:
             table.add_row(a.short_id, a.name, a.version, a.kind, a.owner, str(a.price), str(a.files), str(a.size))
         out.print(table)
@@ -403,7 +493,7 @@ def invoke(
     value = parse_input(input_text, input_file, ctx.find_root().obj["settings"])
     result = kernel_of(ctx).invoke(artifact_id, principal, value)
     emit(result, as_json, lambda: print_run(result))
-    if result.status is not RunStatus.OK:
+    if result.status != "ok":
         sys.exit(1)
 
 
@@ -412,7 +502,7 @@ def print_run(r: RunResult) -> None:
     out.print(f"run {r.id}  status {r.status.value}  runtime {r.runtime}")
     if r.reason:
         out.print(f"reason: {r.reason}")
-    if r.status is RunStatus.OK:
+    if r.status == "ok":
         out.print(f"output: {json.dumps(r.output)}")
     out.print(
         f"usage: cpu {u.cpu_seconds:.3f} s, wall {u.wall_seconds:.3f} s, peak memory"
@@ -446,7 +536,7 @@ def runs_cmd(ctx: click.Context, limit: int, principal: str | None, as_json: boo
     items = kernel_of(ctx).runs(limit, principal)
 
     def human() -> None:
-        table = Table("run", "artifact", "principal", "status", "cpu s", "wall s", "cost", "started")
+        table = new_table("run", "artifact", "principal", "status", "cpu s", "wall s", "cost", "started")
         for r in items:
             table.add_row(
                 r.id,
@@ -481,7 +571,21 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 # -- audit and graph ----------------------------------------------------------------
 
 
-@main.group()
+class AuditGroup(LazyGroup):
+    lazy = {
+        "scan": (
+            "kernel.audit.commands:audit_scan",
+            "Fingerprint everything new since the last scan and run the black-market detectors.",
+        ),
+        "flows": ("kernel.audit.commands:audit_flows", "For every ordered pair of principals: bytes of content"),
+        "alerts": (
+            "kernel.audit.commands:audit_alerts",
+            "List the flows that look like black-market transfers, highest score first.",
+        ),
+    }
+
+
+@main.group(cls=AuditGroup)
 def audit() -> None:
     """Every read and write (events, export) and the black-market auditor (scan, flows, alerts)."""
 
@@ -511,7 +615,7 @@ def audit_events(ctx: click.Context, run_id: str | None, principal: str | None, 
     events = kernel_of(ctx).events(run_id, principal, limit or None)
 
     def human() -> None:
-        table = Table("id", "time", "run", "principal", "source", "op", "target", "bytes", "sha256", "detail")
+        table = new_table("id", "time", "run", "principal", "source", "op", "target", "bytes", "sha256", "detail")
         for e in events:
             target = " ".join(x for x in ((e.artifact_id or "")[:12], e.path or "") if x)
             table.add_row(
@@ -611,6 +715,8 @@ def image_build(ctx: click.Context, force: bool, as_json: bool) -> None:
 
     client = connect()
     settings = ctx.find_root().obj["settings"]
+    from rich.console import Console
+
     console = Console(stderr=True)
     with Progress(
         SpinnerColumn(),
@@ -685,16 +791,6 @@ def sweep(ctx: click.Context, as_json: bool) -> None:
     done = kernel_of(ctx).sweep()
     emit(done, as_json, lambda: out.print(", ".join(f"{k}: {len(v)}" for k, v in done.items())))
 
-
-def _add_commands() -> None:
-    import kernel.audit.commands  # noqa: F401 - registers `kernel audit scan | flows | alerts`
-    import kernel.service.commands  # noqa: F401 - registers `kernel serve`, `kernel token ...`
-    from judiciary.cli import escrow
-
-    main.add_command(escrow)
-
-
-_add_commands()
 
 if __name__ == "__main__":
     # `python -m kernel.cli`: run the module everything registered on (kernel.audit.commands

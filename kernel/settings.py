@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 MiB = 1024 * 1024
 YEAR = 365 * 24 * 3600
-MAX_LISTED = 1_000_000  # the longest listing one call returns (`--limit`)
+from kernel.listing import MAX_LISTED  # noqa: E402,F401 - re-exported: the settings' module is where users look
 
 
 class Settings(BaseSettings):

@@ -118,16 +118,18 @@ def runtime(request: pytest.FixtureRequest, docker_client: DockerClient, docker_
     return str(request.param)
 
 
-@pytest.fixture
-def docker_kernel(tmp_path: Path, runtime: str, docker_image: str) -> Iterator[Kernel]:
-    k = Kernel(Settings(home=tmp_path / "home", runtime=runtime))
+@pytest.fixture(params=["on-demand", "pooled"])
+def docker_kernel(request: pytest.FixtureRequest, tmp_path: Path, runtime: str, docker_image: str) -> Iterator[Kernel]:
+    """A kernel on the real engine, once making each container on demand, once from a warm pool
+    (as the daemon runs): every guarantee must hold both ways."""
+    k = Kernel(Settings(home=tmp_path / "home", runtime=runtime, pool=request.param == "pooled"))
     k.create_principal("alice", grant=1000)
     k.create_principal("bob", grant=100)
     yield k
     report = k.ledger_check()
     assert report.ok, report.problems
+    k.close()  # a pool's waiting containers and folders go with it
     assert not list((k.settings.run_dir).glob("*")), "a run directory outlived its run"
-    k.close()
     assert_no_containers(k.settings.home_id)
 
 

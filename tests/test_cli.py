@@ -12,8 +12,12 @@ from tests.conftest import PackageFactory
 
 
 def commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command path, the lazily loaded ones included."""
     found = []
-    for name, cmd in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        assert cmd is not None, name
         if isinstance(cmd, click.Group):
             found += commands(cmd, (*prefix, name))
         else:
@@ -166,3 +170,17 @@ def test_readme_limits_section_lists_every_setting() -> None:
     limits = readme.split("\n## Limits\n", 1)[1].split("\n## ", 1)[0]
     missing = [name for name in Settings.model_fields if f"KERNEL_{name.upper()}" not in limits]
     assert missing == []
+
+
+def test_lazy_commands_list_the_help_they_have() -> None:
+    """`kernel --help` lists lazily loaded commands from stored text: it must be theirs."""
+    import click
+
+    from kernel.cli import audit
+
+    ctx = click.Context(main)
+    for group in (main, audit):
+        for name, (_, short) in group.lazy.items():
+            command = group.get_command(ctx, name)
+            assert command is not None and command.help is not None
+            assert " ".join(command.help.split()).startswith(short), name

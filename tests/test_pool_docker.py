@@ -159,6 +159,7 @@ def test_the_wait_in_the_pool_is_not_billed(tmp_path: Path, runtime: str, docker
     try:
         k.create_principal("alice", grant=10)
         art = k.submit(make_pkg("def main(v):\n    return v\n"), owner="alice").artifact
+        k.warm_pool()
         sandbox = k.sandbox
         assert isinstance(sandbox, DockerSandbox)
         wait_ready(sandbox, invoke_shape(settings, k.image(), runtime, settings.default_limits), 1)

@@ -17,11 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from judiciary.court import Court
 from kernel.api import Kernel
+from kernel.listing import MAX_LISTED
 from kernel.service import tokens
 from kernel.service.errors import ApiError, install
 from kernel.service.limits import BodyLimit, RateLimiter
 from kernel.service.tokens import Identity
-from kernel.settings import MAX_LISTED
 
 NAME = Annotated[str, Field(min_length=1, max_length=40)]
 REF = Annotated[str, Field(min_length=1, max_length=80)]

@@ -1,5 +1,6 @@
 """`kernel serve` and `kernel token ...`: the daemon and its API tokens."""
 
+import json
 import sys
 from typing import Any
 
@@ -14,8 +15,9 @@ from kernel.cli import emit, json_option, kernel_of, main, out
     metavar="HOST:PORT",
     help="Where the HTTP API listens (default: $KERNEL_LISTEN, else 127.0.0.1:8765; port 0 picks one).",
 )
+@click.option("--json", "as_json", is_flag=True, help="When ready, print where it serves as one JSON line.")
 @click.pass_context
-def serve(ctx: click.Context, listen: str | None) -> None:
+def serve(ctx: click.Context, listen: str | None, as_json: bool) -> None:
     """Run the daemon for this home: a warm pool of fresh sandboxes, the HTTP API
     (tokens: `kernel token create`), and the Unix socket the `kernel` command uses.
 
@@ -33,8 +35,11 @@ def serve(ctx: click.Context, listen: str | None) -> None:
     settings = ctx.find_root().obj["settings"]
 
     def ready(info: dict[str, Any]) -> None:
-        out.print(f"kernel serve: {settings.home} on {info['url']} (API docs {info['url']}/docs) and {info['socket']}")
-        sys.stdout.flush()
+        if as_json:
+            print(json.dumps(info), flush=True)
+        else:
+            out.print(f"kernel serve: {settings.home} on {info['url']} (API docs {info['url']}/docs), {info['socket']}")
+            sys.stdout.flush()
 
     run(settings, listen, ready)
 

@@ -117,7 +117,8 @@ def serve(
         raise
     try:
         kernel.writing()
-        swept = kernel.sweep()  # also starts the engine client and the warm pool
+        swept = kernel.sweep()
+        kernel.warm_pool()
         app = create_app(kernel)
         bridge.install(app, kernel)
         tcp, unix = _listeners(settings, listen or settings.listen)
