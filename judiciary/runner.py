@@ -241,31 +241,43 @@ class SuiteRunner:
         return raw
 
     def _suite_shape(self, limits: Limits) -> Shape:
-        """The suite's container: the tests, a stand-in folder and its input read-only; its workspace capped."""
-        s = self.s.settings
-        dirs = (
-            Dir(name="tests", target="/judge/tests"),
-            Dir(name="standin", target="/judge/standin"),
-            Dir(name="in", target="/kernel/in"),
-            Dir(name="work", target="/work", writable=True, tmpfs_mb=s.workspace_mb),
-            Dir(name="sock", target=SOCKET_DIR, writable=True),
-        )
-        return shape(s, image=self.s.image, runtime=self.runtime, limits=limits, dirs=dirs)
+        return suite_shape(self.s.settings, self.s.image, self.runtime, limits)
 
     def _deliverable_shape(self, limits: Limits) -> Shape:
-        """The deliverable's own container, as its own user: its package read-only, its workspace capped."""
-        s = self.s.settings
-        dirs = (
-            Dir(name="pkg", target="/kernel/pkg"),
-            Dir(name="work", target="/work", writable=True, tmpfs_mb=s.workspace_mb),
-            Dir(name="sock", target=SOCKET_DIR, writable=True),
-        )
-        own = deliverable_limits(limits)
-        return shape(s, image=self.s.image, runtime=self.runtime, limits=own, dirs=dirs, uid=s.deliverable_uid)
+        return deliverable_shape(self.s.settings, self.s.image, self.runtime, limits)
 
     def _deliverable_spec(self, run_id: str, dslot: Slot, limits: Limits) -> Any:
         return sandbox_spec(self.s.settings, run_id=f"{run_id}-d", slot=dslot, command=HOST,
                             limits=deliverable_limits(limits))  # fmt: skip
+
+
+def suite_shape(s: Settings, image: str, runtime: str, limits: Limits) -> Shape:
+    """The suite's container: the tests, a stand-in folder and its input read-only; its workspace capped."""
+    dirs = (
+        Dir(name="tests", target="/judge/tests"),
+        Dir(name="standin", target="/judge/standin"),
+        Dir(name="in", target="/kernel/in"),
+        Dir(name="work", target="/work", writable=True, tmpfs_mb=s.workspace_mb),
+        Dir(name="sock", target=SOCKET_DIR, writable=True),
+    )
+    return shape(s, image=image, runtime=runtime, limits=limits, dirs=dirs)
+
+
+def deliverable_shape(s: Settings, image: str, runtime: str, limits: Limits) -> Shape:
+    """The deliverable's own container, as its own user: its package read-only, its workspace capped."""
+    dirs = (
+        Dir(name="pkg", target="/kernel/pkg"),
+        Dir(name="work", target="/work", writable=True, tmpfs_mb=s.workspace_mb),
+        Dir(name="sock", target=SOCKET_DIR, writable=True),
+    )
+    own = deliverable_limits(limits)
+    return shape(s, image=image, runtime=runtime, limits=own, dirs=dirs, uid=s.deliverable_uid)
+
+
+def judge_shapes(settings: Settings, image: str, runtime: str) -> list[Shape]:
+    """The shapes of a judgement's two containers under the default limits (a daemon keeps them warm)."""
+    limits = settings.default_limits
+    return [suite_shape(settings, image, runtime, limits), deliverable_shape(settings, image, runtime, limits)]
 
 
 def deliverable_limits(limits: Limits) -> Limits:

@@ -26,6 +26,9 @@ from kernel.sandbox.base import HOME_LABEL, Sandbox
 from kernel.sandbox.scratch import sweep as sweep_run_dirs
 from kernel.settings import Settings
 
+AFTERMATH_WORKERS = 4
+AFTERMATH_BACKLOG = 16  # settled runs whose audit waits; beyond it a run finishes its audit before answering
+
 
 def count(value: object, what: str, low: int) -> int:
     """A listing's size: a whole number in low..MAX_LISTED, or one sentence."""
@@ -65,9 +68,10 @@ class Kernel:
         self._swept = False
         self._pooled = False
         self._pool_lock = threading.Lock()
-        self._aftermaths: ThreadPoolExecutor | None = (
-            ThreadPoolExecutor(max_workers=4, thread_name_prefix="aftermath") if background_audit else None
-        )
+        self._backlog = threading.BoundedSemaphore(AFTERMATH_BACKLOG)
+        self._aftermaths: ThreadPoolExecutor | None = None
+        if background_audit:
+            self._aftermaths = ThreadPoolExecutor(max_workers=AFTERMATH_WORKERS, thread_name_prefix="aftermath")
 
     # -- engine ---------------------------------------------------------------------
     @property
@@ -176,9 +180,25 @@ class Kernel:
         services = runs.Services(self.db, self.settings, self.sandbox, self.image(), self.audit, finisher)
         return runs.Invocation(services)(artifact, principal, value)
 
-    def _finish_later(self, aftermath: Callable[[], None]) -> None:
+    def _finish_later(self, aftermath: Callable[[], None]) -> bool:
+        """Queue a settled run's aftermath; False (the caller runs it) when the queue is full, so that
+        finished runs' folders (tmpfs: memory) cannot pile up faster than they are audited."""
         assert self._aftermaths is not None
-        self._aftermaths.submit(aftermath)
+        if not self._backlog.acquire(blocking=False):
+            return False
+
+        def run() -> None:
+            try:
+                aftermath()
+            finally:
+                self._backlog.release()
+
+        try:
+            self._aftermaths.submit(run)
+        except RuntimeError:  # the kernel is closing: no more background work
+            self._backlog.release()
+            return False
+        return True
 
     def run(self, ref: str) -> RunResult:
         return runs.get_run(self.db, ref)

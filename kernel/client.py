@@ -86,9 +86,9 @@ class Client:
                 payload = response.read()
                 break
             except (ConnectionError, http.client.RemoteDisconnected, BrokenPipeError):
-                self.close()  # a kept-alive connection the server closed: once more on a new one
-                if attempt == 2:
-                    raise
+                self.close()  # a kept-alive connection the server closed: a read is tried once more
+                if attempt == 2 or method not in ("GET", "HEAD"):
+                    raise  # a write may have been carried out: never send it twice
         answer = json.loads(payload) if payload else None
         if response.status >= 400:
             error = (answer or {}).get("error", {}) if isinstance(answer, dict) else {}

@@ -52,16 +52,20 @@ class Collector:
         self.files: dict[str, bytes] = {}
         self.total = 0
 
+    def charge(self, path: str, size: int) -> None:
+        """Count ``size`` bytes toward the cap; PackageError once the package passes it."""
+        self.total += size
+        if self.total > self.max_bytes:
+            raise PackageError(
+                f"the package unpacks to more than {self.max_bytes} bytes (stopped at '{path}');"
+                " make it smaller or raise KERNEL_MAX_PACKAGE_BYTES."
+            )
+
     def read(self, path: str, stream: IO[bytes]) -> bytes:
         """Read a member, stopping as soon as the package would pass the byte cap."""
         chunks = []
         while chunk := stream.read(CHUNK):
-            self.total += len(chunk)
-            if self.total > self.max_bytes:
-                raise PackageError(
-                    f"the package unpacks to more than {self.max_bytes} bytes (stopped at '{path}');"
-                    " make it smaller or raise KERNEL_MAX_PACKAGE_BYTES."
-                )
+            self.charge(path, len(chunk))
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -76,9 +80,11 @@ class Collector:
             )
         self.files[path] = data
 
-    def add_stream(self, path: str, stream: IO[bytes]) -> None:
+    def add_stream(self, path: str, stream: IO[bytes], size: int = 0) -> None:
         if not ignored(path):
             self.add(path, self.read(path, stream))
+        else:
+            self.charge(path, size)  # skipped, but an archive still unpacks it to get past it
 
 
 def link_target(member: str, target: str) -> str:
@@ -97,8 +103,10 @@ def link_target(member: str, target: str) -> str:
     return "/".join(parts)
 
 
-def resolve_links(files: dict[str, bytes], links: dict[str, str]) -> None:
-    """Store each internal link as a copy of the regular file it names."""
+def resolve_links(col: "Collector", links: dict[str, str]) -> None:
+    """Store each internal link as a copy of the regular file it names: each copy counts toward the
+    package's file and byte caps like any file (a thousand links to one large file is a large package)."""
+    files = col.files
     for member, target in links.items():
         seen = {member}
         while target in links:
@@ -108,7 +116,8 @@ def resolve_links(files: dict[str, bytes], links: dict[str, str]) -> None:
             target = links[target]
         if target not in files:
             raise PackageError(f"'{member}' links to '{target}', which is not a file in the package.")
-        files[member] = files[target]
+        col.charge(member, len(files[target]))
+        col.add(member, files[target])
 
 
 def from_tar(path: Path, col: Collector) -> None:
@@ -130,14 +139,14 @@ def from_tar(path: Path, col: Collector) -> None:
                 elif info.isreg():
                     stream = tar.extractfile(info)
                     assert stream is not None
-                    col.add_stream(name, stream)
+                    col.add_stream(name, stream, info.size)
                 else:
                     raise PackageError(
                         f"member '{info.name}' is a device, FIFO or other special file; packages hold only files."
                     )
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise PackageError(f"'{path.name}' is not a readable tar archive ({exc}).") from exc
-    resolve_links(col.files, {k: v for k, v in links.items() if not ignored(k)})
+    resolve_links(col, {k: v for k, v in links.items() if not ignored(k)})
 
 
 def tar_members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
@@ -170,7 +179,7 @@ def from_zip(path: Path, col: Collector) -> None:
                         col.add_stream(name, fh)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError) as exc:
         raise PackageError(f"'{path.name}' is not a readable zip archive ({exc}).") from exc
-    resolve_links(col.files, {k: v for k, v in links.items() if not ignored(k)})
+    resolve_links(col, {k: v for k, v in links.items() if not ignored(k)})
 
 
 def from_dir(root: Path, col: Collector) -> None:
@@ -193,7 +202,7 @@ def from_dir(root: Path, col: Collector) -> None:
                         col.add_stream(rel, fh)
             else:
                 raise PackageError(f"'{rel}' is a device, FIFO or socket; packages hold only files.")
-    resolve_links(col.files, {k: v for k, v in links.items() if not ignored(k)})
+    resolve_links(col, {k: v for k, v in links.items() if not ignored(k)})
 
 
 def strip_top_folder(files: dict[str, bytes]) -> dict[str, bytes]:

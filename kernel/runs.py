@@ -95,7 +95,8 @@ class Services:
     sandbox: Sandbox
     image: str
     audit: AuditWriter
-    finisher: Callable[[Callable[[], None]], None] | None = None  # runs a run's aftermath later (the daemon)
+    # takes a run's aftermath to run later (the daemon); False: run it now (a full queue, a closing kernel)
+    finisher: Callable[[Callable[[], None]], bool] | None = None
 
 
 class Invocation:
@@ -196,25 +197,29 @@ class Invocation:
                 outcome = self.sandbox.run(spec, slot)
             finally:
                 proxy.close(wait=s.max_limits.wall_seconds)
-            result, result_size = read_result(rundir.out / "result.json", s.result_bytes)
+            result, result_size, result_bytes = read_result_bytes(rundir.out / "result.json", s.result_bytes)
+            slot.hang_up()  # its first process ends, and every process of the container with it
+            status, reason = classify(outcome, result, result_size, limits, s, spec.shape.pids_limit)
+            value = result.get("value") if status is RunStatus.OK and result else None
+            if result and not result.get("ok") and result.get("traceback"):
+                # The artifact's traceback, as it would have printed it, within the kept size.
+                tail = str(result["traceback"]).encode()[-s.kept_output_bytes :]
+                outcome.stderr = (outcome.stderr + b"\n" + tail)[-s.kept_output_bytes :]
+            usage = measure(outcome, ctx.artifact.size + len(input_text.encode()), result_size)
+            usage.proxy_calls, usage.proxy_bytes_in, usage.proxy_bytes_out = (
+                proxy.calls,
+                proxy.bytes_in,
+                proxy.bytes_out,
+            )
+            # Settled now, the caller's answer; the run shows `auditing` until its audit is committed.
+            done = self._finish(ctx, status, reason, outcome, value, usage, state="auditing")
         except BaseException:
             watcher.stop()
             proxy.close(wait=s.max_limits.wall_seconds)
             slot.close()
             raise
-        status, reason = classify(outcome, result, result_size, limits, s, spec.shape.pids_limit)
-        value = result.get("value") if status is RunStatus.OK and result else None
-        if result and not result.get("ok") and result.get("traceback"):
-            # The artifact's traceback, as it would have printed it, within the kept size.
-            tail = str(result["traceback"]).encode()[-s.kept_output_bytes :]
-            outcome.stderr = (outcome.stderr + b"\n" + tail)[-s.kept_output_bytes :]
-        usage = measure(outcome, ctx.artifact.size + len(input_text.encode()), result_size)
-        usage.proxy_calls, usage.proxy_bytes_in, usage.proxy_bytes_out = proxy.calls, proxy.bytes_in, proxy.bytes_out
-        # Settled now, the caller's answer; the run shows `auditing` until its audit is committed.
-        done = self._finish(ctx, status, reason, outcome, value, usage, state="auditing")
-        after = Aftermath(self.s, ctx, slot, watcher, audit, result_size, usage)
-        if self.s.finisher is not None:
-            self.s.finisher(after)
+        after = Aftermath(self.s, ctx, slot, watcher, audit, result_bytes, usage)
+        if self.s.finisher is not None and self.s.finisher(after):
             return done
         after()
         return get_run(self.db, ctx.run_id)
@@ -271,10 +276,10 @@ class Aftermath:
 
     def __init__(
         self, s: "Services", ctx: RunContext, slot: Slot, watcher: WorkspaceWatcher, audit: "RunAudit",
-        result_size: int, usage: Usage,
+        result: bytes, usage: Usage,
     ):  # fmt: skip
         self.s, self.ctx, self.slot, self.watcher, self.audit = s, ctx, slot, watcher, audit
-        self.result_size, self.usage = result_size, usage
+        self.result, self.usage = result, usage
 
     def __call__(self) -> None:
         problems: list[str] = []
@@ -285,7 +290,7 @@ class Aftermath:
             self.audit.incomplete(problems)
             problems += self.audit.walk(rundir.work)
             save_prints(self.s.db, self.audit.prints)
-            self.audit.copy_out(rundir.out / "result.json", self.result_size, self.s.settings.result_bytes)
+            self.audit.copy_out(self.result)
             self.usage.workspace_bytes = tree_size(rundir.work)
         except Exception as exc:  # noqa: BLE001 - recorded on the run, never raised into a settled run
             problems.append(f"the kernel could not finish the run's audit: {exc}")
@@ -321,12 +326,8 @@ class RunAudit:
         self.prints.append((digest, blob))
         self._record("kernel", "copy_in", path=INPUT_PATH, size=len(input_bytes), digest=digest)
 
-    def copy_out(self, path: Path, size: int, cap: int) -> None:
-        """The result document the kernel copies out (a plain file within the cap, or nothing)."""
-        try:
-            data = read_capped(path, cap)
-        except Unreadable:
-            return
+    def copy_out(self, data: bytes) -> None:
+        """The result document the kernel copied out: the very bytes it read the value from."""
         if data:
             digest = hashlib.sha256(data).hexdigest()
             self._record("kernel", "copy_out", path="/kernel/out/result.json", size=len(data), digest=digest)
@@ -415,7 +416,14 @@ def sandbox_spec(
 
 
 def read_result(path: Path, cap: int) -> tuple[dict[str, Any] | None, int]:
-    """The runner's result document and its size; None if absent or over the cap.
+    """The runner's result document and its size; None if absent or over the cap."""
+    doc, size, _ = read_result_bytes(path, cap)
+    return doc, size
+
+
+def read_result_bytes(path: Path, cap: int) -> tuple[dict[str, Any] | None, int, bytes]:
+    """The runner's result document, its size and the bytes it was read from (what the audit's
+    copy-out records); the document is None if absent or over the cap.
 
     The sandbox controlled this path: a link, FIFO or device there is an error result,
     never followed or waited on.
@@ -423,15 +431,16 @@ def read_result(path: Path, cap: int) -> tuple[dict[str, Any] | None, int]:
     try:
         data = read_capped(path, cap)
     except Unreadable as exc:
-        over = "above the cap" in str(exc) or "grew past" in str(exc)
-        return (None, cap + 1) if over else ({"ok": False, "error": f"the result is unusable: {exc}"}, 0)
+        if "above the cap" in str(exc) or "grew past" in str(exc):
+            return None, cap + 1, b""
+        return {"ok": False, "error": f"the result is unusable: {exc}"}, 0, b""
     if data is None:
-        return None, 0
+        return None, 0, b""
     try:
         doc = json.loads(data)
-    except ValueError:
-        return {"ok": False, "error": "the result file was not valid JSON"}, len(data)
-    return (doc if isinstance(doc, dict) else None), len(data)
+    except (ValueError, RecursionError):
+        return {"ok": False, "error": "the result file was not valid JSON"}, len(data), data
+    return (doc if isinstance(doc, dict) else None), len(data), data
 
 
 def measure(outcome: SandboxOutcome, bytes_in: int, result_size: int) -> Usage:

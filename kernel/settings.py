@@ -66,7 +66,7 @@ class Settings(BaseSettings):
 
     # the warm pool (`kernel serve`, or KERNEL_POOL=true): fresh containers made ahead of runs
     pool: bool = Field(default=False, description="keep a warm pool of fresh containers (the daemon always does)")
-    pool_min: int = Field(default=1, ge=0, le=256, description="ready containers kept per warm shape")
+    pool_min: int = Field(default=2, ge=0, le=256, description="ready containers kept per warm shape")
     pool_max: int = Field(default=8, ge=1, le=1024, description="most ready containers per shape")
     pool_idle_seconds: int = Field(
         default=300, ge=1, le=YEAR, description="a shape unused this long keeps no ready containers"
@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     )
     api_rate_per_minute: int = Field(default=600, ge=1, le=10**7, description="requests one token may make a minute")
     api_burst: int = Field(default=60, ge=1, le=10**6, description="requests one token may make at once")
+    api_concurrent_per_token: int = Field(default=8, ge=1, le=10**4, description="requests of one token in flight")
 
     # the kernel proxy (kernel_client calls from inside a run)
     max_message_bytes: int = Field(default=8 * MiB, ge=1024, le=1024 * MiB, description="largest single proxy message")

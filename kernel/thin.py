@@ -86,8 +86,8 @@ def _through_daemon(argv: list[str]) -> int | None:
     with sock:
         try:
             status, body = _request(sock, payload)
-        except OSError:
-            return None if stdin is None else _fail("the daemon hung up; run the command again.")
+        except OSError as exc:  # sent: it may have been carried out, so it is never run again here
+            return _fail(f"the daemon stopped answering ({exc.strerror or exc}); check with `kernel runs`, then retry.")
     if status != 200:
         try:
             message = json.loads(body)["error"]["message"]

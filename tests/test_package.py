@@ -177,3 +177,45 @@ def test_normal_form_ignores_order_and_metadata(tmp_path: Path) -> None:
     a = make_tar(tmp_path / "a.tar", [("pyproject.toml", MANIFEST), ("art.py", ART)], mode="w")
     b = make_tar(tmp_path / "b.tar.gz", [("art.py", ART), ("pyproject.toml", MANIFEST)])
     assert normal_tar(read(a)) == normal_tar(read(b))
+
+
+def _tar(members: list[tuple[str, bytes | str]], mode: str = "w:gz") -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            if isinstance(data, str):  # a symlink to ``data``
+                info.type, info.linkname = tarfile.SYMTYPE, data
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_links_count_toward_the_caps_like_files(tmp_path: Path) -> None:
+    from kernel.errors import PackageError
+    from kernel.package import read_package
+
+    big = b"x" * 40_000
+    members: list[tuple[str, bytes | str]] = [("pyproject.toml", b"[project]\n"), ("big.bin", big)]
+    members += [(f"l{i}.bin", "big.bin") for i in range(50)]
+    archive = tmp_path / "bomb.tar.gz"
+    archive.write_bytes(_tar(members))
+    with pytest.raises(PackageError, match="more than 1000000 bytes"):
+        read_package(archive, max_files=1000, max_bytes=1_000_000)  # 51 copies of 40 kB: 2 MB
+    with pytest.raises(PackageError, match="more than 30 files"):
+        read_package(archive, max_files=30, max_bytes=10**9)  # 52 entries pass the entry cap (60), not the files
+
+
+def test_skipped_members_still_count_toward_the_byte_cap(tmp_path: Path) -> None:
+    from kernel.errors import PackageError
+    from kernel.package import read_package
+
+    archive = tmp_path / "skip.tar.gz"
+    archive.write_bytes(_tar([("pyproject.toml", b"[project]\n"), (".git/pack", b"\0" * 3_000_000)]))
+    with pytest.raises(PackageError, match="more than 1000000 bytes"):
+        read_package(archive, max_files=100, max_bytes=1_000_000)

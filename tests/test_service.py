@@ -179,22 +179,50 @@ def test_a_bad_upload_is_one_sentence_and_stores_nothing(api: Api, data: bytes) 
 
 
 def test_bodies_over_the_limit_are_refused(tmp_path: Any, make_pkg: PackageFactory) -> None:
-    settings = Settings(home=tmp_path / "home", audit_common_corpus=[], api_max_body_bytes=2048)
+    settings = Settings(home=tmp_path / "home", audit_common_corpus=[], api_max_body_bytes=2048, max_input_bytes=1024)
     k, http, made, art = make_api(settings, make_pkg)
     try:
         headers = {"Authorization": f"Bearer {made['alice']}"}
-        big = {"artifact": art, "input": "x" * 5000}
+        big = {"artifact": art, "input": "x" * 100_000}  # JSON requests: about twice the largest input
         assert error(http.post("/v1/invoke", json=big, headers=headers)) == (413, "too_large")
 
         def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
             yield b'{"artifact": "' + art.encode() + b'", "input": "'
-            for _ in range(10):
+            for _ in range(100):
                 yield b"y" * 1000
             yield b'"}'
 
         response = http.post("/v1/invoke", content=chunks(), headers={**headers, "Content-Type": "application/json"})
         assert error(response) == (413, "too_large")
-        assert k.runs() == []
+        upload = http.post("/v1/artifacts", content=b"z" * 5000, headers=headers)  # uploads: their own limit
+        assert error(upload) == (413, "too_large")
+        assert k.runs() == [] and len(k.artifacts()) == 1
+        # no token: refused before the body is read, whatever its size
+        assert error(http.post("/v1/invoke", content=b"[" * 3000)) == (401, "unauthorized")
+    finally:
+        k.close()
+
+
+def test_one_token_cannot_take_every_thread(api: Api) -> None:
+    from kernel.service.limits import Concurrency
+
+    gate = Concurrency(2)
+    gate.enter("t")
+    gate.enter("t")
+    with pytest.raises(Exception, match="2 requests in flight"):
+        gate.enter("t")
+    gate.enter("other")  # another token is not held up
+    gate.leave("t")
+    gate.enter("t")
+
+
+def test_failed_tokens_are_rate_limited_per_client(tmp_path: Any, make_pkg: PackageFactory) -> None:
+    settings = Settings(home=tmp_path / "home", audit_common_corpus=[], api_burst=3, api_rate_per_minute=1)
+    k, http, made, _ = make_api(settings, make_pkg)
+    try:
+        codes = [http.get("/v1/whoami", headers={"Authorization": f"Bearer kt_{i:012x}_guess"}).status_code
+                 for i in range(5)]  # fmt: skip
+        assert codes == [401, 401, 401, 429, 429]
     finally:
         k.close()
 

@@ -161,8 +161,11 @@ class Slot:
     def root(self) -> Path:
         return self.rundir.path
 
+    def hang_up(self) -> None:  # noqa: B027 - only a backend with containers has one to end
+        """End the run's processes now (the container's removal may follow later); idempotent."""
+
     def release(self) -> None:  # noqa: B027 - only a backend with containers has one to end
-        """End the container; idempotent."""
+        """End and remove the container; idempotent."""
 
     def close(self) -> None:
         self.release()

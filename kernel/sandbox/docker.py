@@ -16,7 +16,6 @@ import secrets
 import select
 import socket
 import struct
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -68,27 +67,36 @@ class OutputReader:
     """Demultiplexes the sandbox's framed stream, keeping a bounded prefix of each output.
 
     Frames are Docker's: kind (1 stdout, 2 stderr, 9 control), three zero bytes, a length.
-    The sandbox wrote them, so nothing is trusted: a frame counts toward the output cap
-    as its bytes arrive, and a control frame longer than ``MAX_CONTROL`` is a violation."""
+    The sandbox wrote them, so nothing is trusted: every byte received counts toward the
+    output cap as it arrives (control frames too), a control frame longer than
+    ``MAX_CONTROL``, or that is not exactly ``{"ready": pid}`` or ``{"exit": code}``, is a
+    violation, and nothing after the exit code is read."""
 
     def __init__(self, keep: int, cap: int):
         self.keep, self.cap = keep, cap
-        self.buf = b""
+        self.buf = bytearray()
         self.kept = {1: bytearray(), 2: bytearray()}
         self.totals = {1: 0, 2: 0}
-        self.control: list[dict[str, Any]] = []
+        self.received = 0
+        self.ready: int | None = None
+        self.exit: int | None = None
         self.violation: str | None = None
 
     def feed(self, data: bytes) -> None:
+        if self.exit is not None or self.violation is not None:
+            return  # the job is over (or broke the protocol): nothing more is the run's
+        self.received += len(data)
         self.buf += data
-        while len(self.buf) >= 8 and self.violation is None:
-            kind, length = struct.unpack(">BxxxL", self.buf[:8])
+        pos = 0
+        while len(self.buf) - pos >= 8 and self.exit is None and self.violation is None:
+            kind, length = struct.unpack_from(">BxxxL", self.buf, pos)
             if kind == CONTROL_KIND and length > MAX_CONTROL:
                 self.violation = f"a control frame of {length} bytes"
-                return
-            if len(self.buf) < 8 + length:
                 break
-            payload, self.buf = self.buf[8 : 8 + length], self.buf[8 + length :]
+            if len(self.buf) - pos < 8 + length:
+                break
+            payload = bytes(self.buf[pos + 8 : pos + 8 + length])
+            pos += 8 + length
             if kind == CONTROL_KIND:
                 self._control(payload)
                 continue
@@ -97,27 +105,33 @@ class OutputReader:
             room = self.keep - len(self.kept[stream])
             if room > 0:
                 self.kept[stream] += payload[:room]
+        del self.buf[:pos]
 
     def _control(self, payload: bytes) -> None:
         try:
             message = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):
             message = None
-        if isinstance(message, dict):
-            self.control.append(message)
-        else:
-            self.violation = "a control frame that is not a JSON object"
+        if isinstance(message, dict) and len(message) == 1:
+            ((key, value),) = message.items()
+            if _small_int(value) and key == "ready" and self.ready is None:
+                self.ready = value
+                return
+            if _small_int(value) and key == "exit":
+                self.exit = value
+                return
+        self.violation = "a control frame that is not the zygote's"
 
     def exit_code(self) -> int | None:
-        for message in self.control:
-            code = message.get("exit")
-            if isinstance(code, int) and not isinstance(code, bool) and -(2**31) <= code < 2**31:
-                return code
-        return None
+        return self.exit
 
     @property
     def exceeded(self) -> bool:
-        return self.totals[1] + self.totals[2] + len(self.buf) > self.cap
+        return self.received > self.cap
+
+
+def _small_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31
 
 
 class DockerSlot(Slot):
@@ -135,21 +149,26 @@ class DockerSlot(Slot):
         self.tainted = False  # touched by someone else while it waited in the pool
 
     def release(self) -> None:
-        """Kill the container (it must not run or write after its run); idempotent."""
+        """End the container (it must not run or write after its run); idempotent. Closing the
+        control socket ends the zygote, the container's first process, and with it every process
+        of the container; the forced removal returns once the container is gone."""
         if self.released:
             return
         self.released = True
+        self.hang_up()
+        self.sandbox.remove_id(self.container_id)
+
+    def hang_up(self) -> None:
+        """Close the control socket: the zygote, the container's first process, ends on it, and every
+        process of the container with it (a pid namespace ends with its first process)."""
         if self.ctl is not None:
-            self.sandbox.kill_draining(self.container_id, self.ctl)
+            with contextlib.suppress(OSError):
+                self.ctl.shutdown(socket.SHUT_RDWR)
             self.ctl.close()
-        else:
-            with contextlib.suppress(docker.errors.APIError, requests.RequestException):
-                self.sandbox.client.api.kill(self.container_id)
 
     def close(self) -> None:
         try:
             self.release()
-            self.sandbox.remove_id(self.container_id)
         finally:
             self.rundir.close()
 
@@ -183,7 +202,7 @@ class DockerSandbox(Sandbox):
         return requested
 
     def start_pool(self, *, minimum: int, maximum: int, idle_seconds: float, fillers: int,
-                   labels: dict[str, str]) -> Any:  # fmt: skip
+                   labels: dict[str, str], total: int | None = None) -> Any:  # fmt: skip
         """Keep warm slots from now on (``labels`` select this home's containers for the pool's event watch)."""
         from kernel.sandbox.pool import Pool
 
@@ -195,6 +214,7 @@ class DockerSandbox(Sandbox):
             maximum=maximum,
             idle_seconds=idle_seconds,
             fillers=fillers,
+            total=total,
             events=lambda: self.client.events(decode=True, filters={"type": "container", "label": wanted}),
         )
         return self.pool
@@ -256,17 +276,24 @@ class DockerSandbox(Sandbox):
                     ) from None
         reader = OutputReader(0, MAX_CONTROL)
         conn.settimeout(max(0.1, deadline - time.monotonic()))
-        while not reader.control:
+        while reader.ready is None:
             data = conn.recv(MAX_CONTROL)
-            if not data or reader.violation or reader.exceeded:
+            reader.feed(data)
+            if not data or reader.violation or reader.exceeded or reader.totals[1] or reader.totals[2]:
                 conn.close()
                 raise SandboxError("a new sandbox failed before it was ready.", image=slot.shape.image)
-            reader.feed(data)
         conn.settimeout(None)
         return conn
 
     def fresh(self, slot: DockerSlot) -> bool:
-        """Whether a pooled slot is still exactly as made: running, its zygote waiting, nothing written."""
+        """Whether a pooled slot is still exactly as made: running, its zygote waiting, nothing written.
+        Any doubt (the engine failing to answer included) is a no."""
+        try:
+            return self._fresh(slot)
+        except Exception:  # noqa: BLE001 - a slot that cannot be checked is discarded, never used
+            return False
+
+    def _fresh(self, slot: DockerSlot) -> bool:
         if slot.ctl is None or slot.released:
             return False
         try:
@@ -276,9 +303,10 @@ class DockerSandbox(Sandbox):
             pass  # silent and connected: waiting for its job
         except OSError:
             return False
-        state = self._state(slot.container_id)
-        if not state.get("Running") or state.get("Paused") or state.get("Restarting") or state.get("Pid") != slot.pid:
-            return False
+        if self.pool is None or self.pool.events_stream is None:  # no engine events to tell: ask the engine
+            state = self._state(slot.container_id)
+            if not state.get("Running") or state.get("Paused") or state.get("Pid") != slot.pid:
+                return False
         for d in slot.shape.dirs:
             with contextlib.suppress(OSError), os.scandir(slot.root / d.name) as entries:
                 if any(True for _ in entries):
@@ -340,12 +368,14 @@ class DockerSandbox(Sandbox):
         assert slot.ctl is not None and slot.cgroup is not None
         sample = CgroupSample()
         waits: list[Any] = [slot.ctl] if stop is None else [slot.ctl, stop]
+        next_check = time.monotonic() + POLL_SECONDS
         while True:
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 outcome.timed_out = True
                 return sample
-            ready, _, _ = select.select(waits, [], [], min(POLL_SECONDS, remaining))
+            ready, _, _ = select.select(waits, [], [], max(0.0, min(next_check - now, remaining)))
             if stop is not None and stop.is_set():
                 outcome.stopped = True
                 return sample
@@ -361,7 +391,10 @@ class DockerSandbox(Sandbox):
                     return self._died(slot, outcome, sample)
                 if reader.exit_code() is not None:
                     return sample
+            if time.monotonic() < next_check:
                 continue
+            # limits are checked on a clock of their own: a run that keeps printing is checked too
+            next_check = time.monotonic() + POLL_SECONDS
             if slot.cgroup.found:
                 sample = _later(sample, slot.cgroup.sample())
                 if sample.pids_max_events > 0:  # a fork bomb: no normal artifact gets here
@@ -370,7 +403,7 @@ class DockerSandbox(Sandbox):
                 if sample.cpu_seconds > cpu_limit:  # all processes together, any runtime
                     outcome.cpu_exceeded = True
                     return sample
-            if not self._state(slot.container_id).get("Running"):
+            if not ready and not self._state(slot.container_id).get("Running"):
                 return self._died(slot, outcome, sample)
 
     def _died(self, slot: DockerSlot, outcome: SandboxOutcome, sample: CgroupSample) -> CgroupSample:
@@ -379,39 +412,12 @@ class DockerSandbox(Sandbox):
         outcome.oom_killed = bool(state.get("OOMKilled"))
         return sample
 
-    def kill_draining(self, container_id: str, raw: socket.socket) -> None:
-        """Kill the container while still reading what it sends.
-
-        A writer blocked on a full socket must not hold the engine's kill, so the socket is
-        drained until the kill returns; under gVisor it may never end, so draining stops a
-        moment after the kill.
-        """
-        killed = threading.Event()
-
-        def drain() -> None:
-            raw.settimeout(0.2)
-            while True:
-                try:
-                    if not raw.recv(1 << 20):
-                        return
-                except OSError:  # socket.timeout included
-                    if killed.is_set():
-                        return
-
-        thread = threading.Thread(target=drain, daemon=True)
-        thread.start()
-        with contextlib.suppress(docker.errors.APIError, requests.RequestException):  # already gone
-            self.client.api.kill(container_id)
-        killed.set()
-        thread.join(timeout=5)
-
     def _create(self, shape: Shape, rundir: RunDir, name: str, labels: dict[str, str]) -> str:
         mem = f"{shape.memory_mb}m"
         api = self.client.api
         try:
             host_config = api.create_host_config(
                 runtime=shape.runtime,
-                network_mode="none",
                 read_only=True,
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
@@ -439,6 +445,9 @@ class DockerSandbox(Sandbox):
                     environment={"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"},
                     working_dir="/work",
                     hostname="sandbox",
+                    # no network at all: a network namespace of its own with only a loopback that is
+                    # down (as with network_mode=none, without the engine setting up a network for it)
+                    network_disabled=True,
                     labels={PROJECT_LABEL: PROJECT, RUN_LABEL: name, SHAPE_LABEL: shape.label, **labels},
                     host_config=host_config,
                 )["Id"]

@@ -25,7 +25,11 @@ from typing import Any
 from kernel.sandbox.base import Shape
 
 WINDOW = 10.0
-TAINTING = ("exec_create", "exec_start", "pause", "kill", "die", "stop", "oom", "restart", "destroy", "update")
+TAINTING = (
+    "exec_create", "exec_start", "attach", "pause", "kill", "die", "stop", "oom", "restart", "destroy", "update",
+    "extract-to-dir", "archive-path", "copy", "commit", "rename",
+)  # fmt: skip
+RECURRING = 3  # arrivals in WINDOW that make a shape worth keeping warm (the warm shapes always are)
 
 
 class ShapeState:
@@ -36,6 +40,7 @@ class ShapeState:
         self.arrivals: deque[float] = deque()
         self.last_arrival = time.monotonic()
         self.make_seconds = 0.3  # until measured
+        self.floor = 0  # ready slots kept while warm
 
 
 class Pool:
@@ -50,10 +55,12 @@ class Pool:
         maximum: int,
         idle_seconds: float,
         fillers: int,
+        total: int | None = None,
         events: Callable[[], Any] | None = None,
     ):
         self.make, self.fresh = make, fresh
         self.minimum, self.maximum, self.idle_seconds = minimum, maximum, idle_seconds
+        self.total = total if total is not None else 2 * maximum  # ready or being made, all shapes together
         self.shapes: dict[Shape, ShapeState] = {}
         self.waiting: dict[str, Any] = {}  # container id -> its ready slot
         self.lock = threading.Condition()
@@ -71,11 +78,12 @@ class Pool:
             thread.start()
 
     # -- the caller's side -----------------------------------------------------------------
-    def warm(self, shape: Shape, root: Path, labels: dict[str, str]) -> None:
-        """Keep at least ``minimum`` slots of ``shape`` ready from now on."""
+    def warm(self, shape: Shape, root: Path, labels: dict[str, str], minimum: int | None = None) -> None:
+        """Keep at least ``minimum`` (default: the pool's) slots of ``shape`` ready from now on."""
         with self.lock:
             state = self._state(shape, root, labels)
             state.warm = True
+            state.floor = self.minimum if minimum is None else min(minimum, self.minimum)
             self.lock.notify_all()
 
     def take(self, shape: Shape, root: Path, labels: dict[str, str]) -> Any:
@@ -133,15 +141,20 @@ class Pool:
         now = time.monotonic()
         while state.arrivals and state.arrivals[0] < now - WINDOW:
             state.arrivals.popleft()
-        floor = self.minimum if state.warm or now - state.last_arrival < self.idle_seconds else 0
-        if floor == 0:
+        recurring = len(state.arrivals) >= RECURRING and now - state.last_arrival < self.idle_seconds
+        if not (state.warm or recurring):
             return 0
+        floor = state.floor if state.warm else self.minimum
         rate = len(state.arrivals) / WINDOW
+        if not recurring:
+            return floor
         return max(floor, min(self.maximum, math.ceil(2 * rate * state.make_seconds) + self.minimum))
 
     def _wanted(self) -> ShapeState | None:
         """The shape furthest below its target, if any (called with the lock held)."""
         best, gap = None, 0
+        if sum(len(s.ready) + s.making for s in self.shapes.values()) >= self.total:
+            return None  # every shape together is at the pool's total: artifacts cannot grow it by shape
         for state in self.shapes.values():
             missing = self._target(state) - len(state.ready) - state.making
             if missing > gap:
@@ -205,8 +218,10 @@ class Pool:
 
     # -- the engine's events -----------------------------------------------------------------
     def _watch_events(self) -> None:
-        """Mark a container tainted when anything but the kernel's own run touches it."""
-        with contextlib.suppress(Exception):  # the stream ends when the pool closes
+        """Mark a container tainted when anything but the kernel's own run touches it. If the stream
+        ends before the pool closes (the engine restarted, say), every waiting container is tainted and
+        the pool stops trusting events: ``fresh`` asks the engine about each container instead."""
+        with contextlib.suppress(Exception):
             for event in self.events_stream:
                 action = str(event.get("Action") or event.get("status") or "")
                 if action.split(":", 1)[0].strip() in TAINTING:
@@ -214,3 +229,8 @@ class Pool:
                         slot = self.waiting.get(str(event.get("id") or event.get("Actor", {}).get("ID", "")))
                         if slot is not None:
                             slot.tainted = True
+        with self.lock:
+            if not self.closed:
+                self.events_stream = None
+                for slot in self.waiting.values():
+                    slot.tainted = True

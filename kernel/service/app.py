@@ -7,10 +7,13 @@ daemon's Unix socket (mode 0600 in the home: only the home's owner can reach it)
 an operator, like the in-process CLI. Errors are JSON with a stable code (see errors.py).
 """
 
+import contextlib
 import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import anyio
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,13 +23,14 @@ from kernel.api import Kernel
 from kernel.listing import MAX_LISTED
 from kernel.service import tokens
 from kernel.service.errors import ApiError, install
-from kernel.service.limits import BodyLimit, RateLimiter
+from kernel.service.limits import BodyLimit, Concurrency, RateLimiter, TokenGate
 from kernel.service.tokens import Identity
 
 NAME = Annotated[str, Field(min_length=1, max_length=40)]
 REF = Annotated[str, Field(min_length=1, max_length=80)]
 AMOUNT = Annotated[int, Field(ge=0, le=2**62)]
 LOCAL = Identity("local", None, admin=True)
+HANDLER_THREADS = 256
 
 
 class Body(BaseModel):
@@ -78,30 +82,42 @@ class NewToken(Body):
 def create_app(kernel: Kernel) -> FastAPI:
     """The API over one kernel (the daemon's); its handlers run on the server's thread pool."""
     s = kernel.settings
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Handlers run on threads; a run can hold one for its wall limit: room for many at once.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = HANDLER_THREADS
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="artifact kernel",
         version="1",
         description="Sandboxed artifact execution, metered and paid for in scrip; escrows settled by test suites.",
     )
     install(app)
-    app.add_middleware(BodyLimit, max_bytes=s.api_max_body_bytes)
+    json_bytes = max(64 * 1024, 2 * s.max_input_bytes + 64 * 1024)  # an input, escaped, and the rest
+    app.add_middleware(BodyLimit, json_bytes=json_bytes, upload_bytes=s.api_max_body_bytes,
+                       upload_paths=frozenset({"/v1/artifacts"}))  # fmt: skip
     limiter = RateLimiter(s.api_rate_per_minute, s.api_burst)
+    failures = RateLimiter(s.api_rate_per_minute, s.api_burst)  # refused tokens, per client address
+    app.add_middleware(TokenGate, verify=lambda t: tokens.verify(kernel.db, t), failures=failures)
+    in_flight = Concurrency(s.api_concurrent_per_token)
 
-    def identity(request: Request) -> Identity:
-        server = request.scope.get("server")
-        if server and server[1] is None:  # the daemon's Unix socket: the home's owner
-            return LOCAL
-        header = request.headers.get("authorization", "")
-        scheme, _, presented = header.partition(" ")
-        if scheme.lower() != "bearer" or not presented:
-            raise ApiError(
-                401, "unauthorized", "send `Authorization: Bearer <token>`; make one with `kernel token create`."
-            )
-        who = tokens.verify(kernel.db, presented.strip())
-        if who is None:
-            raise ApiError(401, "unauthorized", "this token is unknown or revoked; ask an operator for a new one.")
+    def identity(request: Request) -> Iterator[Identity]:
+        who = request.scope.get("state", {}).get("identity", LOCAL)  # the gate let it in: a token, or the socket
+        if who is LOCAL:
+            server = request.scope.get("server")
+            if not (server and server[1] is None):  # never: the gate stops a TCP request with no identity
+                raise ApiError(401, "unauthorized", "send `Authorization: Bearer <token>`.")
+            yield who
+            return
         limiter.take(who.token_id)
-        return who
+        in_flight.enter(who.token_id)
+        try:
+            yield who
+        finally:
+            in_flight.leave(who.token_id)
 
     Who = Annotated[Identity, Depends(identity)]
 
@@ -126,7 +142,7 @@ def create_app(kernel: Kernel) -> FastAPI:
 
     # -- the daemon ---------------------------------------------------------------------
     @app.get("/v1/health", tags=["daemon"])
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:
         return {"ok": True, "home": str(s.home)}
 
     @app.get("/v1/whoami", tags=["daemon"])

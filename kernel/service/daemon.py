@@ -119,6 +119,7 @@ def serve(
         kernel.writing()
         swept = kernel.sweep()
         kernel.warm_pool()
+        _warm_judges(kernel)
         app = create_app(kernel)
         bridge.install(app, kernel)
         tcp, unix = _listeners(settings, listen or settings.listen)
@@ -134,7 +135,9 @@ def serve(
         info_path(settings).write_text(json.dumps(info))
         if on_ready is not None:
             on_ready(info)
-        config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30)
+        # a stop lets requests in flight end: a run may last its wall limit
+        grace = settings.max_limits.wall_seconds + 60
+        config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=grace)
         server = uvicorn.Server(config)
         logging.getLogger("kernel.service").info("serving %s on %s and %s", settings.home, info["url"], info["socket"])
         # uvicorn re-raises the signal that stopped it once it has stopped: end this process by
@@ -147,6 +150,19 @@ def serve(
         kernel.close()
         os.close(lock)
         sys.stdout.flush()
+
+
+def _warm_judges(kernel: Any) -> None:
+    """One warm container of each of a judgement's two shapes: verdicts start warm too."""
+    from judiciary.runner import judge_shapes
+    from kernel.runs import owner_labels
+
+    pool = getattr(kernel.sandbox, "pool", None)
+    if pool is None:
+        return
+    s = kernel.settings
+    for shape in judge_shapes(s, kernel.image(), kernel.sandbox.runtime(s.runtime)):
+        pool.warm(shape, s.run_dir, owner_labels(s), minimum=1)
 
 
 def _exit(signum: int, frame: Any) -> None:

@@ -5,7 +5,8 @@ its command. It connects to the control socket the kernel put in /kernel/sock, s
 is ready, and waits. The kernel then hands it exactly one job (a command, or the
 artifact runner, which is already imported), which it runs in a child process whose
 standard output and error it forwards to the kernel; when the child ends it reports the
-exit code, then waits to be killed with the container. It never runs a second job.
+exit code, then waits for the kernel to hang up and ends, and the container with it.
+It never runs a second job.
 
 Nothing here is trusted by the kernel: everything it sends is treated as the run's own
 data (bounded, parsed, never executed). Frames on the control socket use the Docker
@@ -83,7 +84,18 @@ def _exit_code(status):
     return 128 - code if code < 0 else code
 
 
+def _not_dumpable():
+    """No process of the run (same user) may ptrace the zygote or write its memory to speak for it."""
+    import ctypes
+
+    PR_SET_DUMPABLE = 4
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        os._exit(5)
+
+
 def main():
+    _not_dumpable()
     ctl = _connect()
     ctl.sendall(_frame(9, json.dumps({"ready": os.getpid()}).encode()))
     job = _read_job(ctl)
@@ -126,10 +138,9 @@ def _forward(ctl, pid, streams, wake_r):
         except BlockingIOError:
             pass
     ctl.sendall(_frame(9, json.dumps({"exit": _exit_code(status)}).encode()))
-    while ctl.recv(CHUNK):  # held until the kernel kills the container
+    while ctl.recv(CHUNK):  # until the kernel has read the container's cgroup and hangs up
         pass
-    while True:
-        signal.pause()
+    os._exit(0)  # the first process ends: every process of the container ends with it
 
 
 if __name__ == "__main__":
