@@ -20,14 +20,21 @@ from tests.conftest import PackageFactory, assert_no_containers
 pytestmark = pytest.mark.docker
 
 
-@pytest.fixture
-def pooled(tmp_path: Path, runtime: str, docker_image: str) -> Iterator[tuple[DockerSandbox, Shape, Settings]]:
-    settings = Settings(home=tmp_path / "home", runtime=runtime, audit_common_corpus=[])
+def pooled_sandbox(home: Path, runtime: str, image: str, size: int) -> tuple[DockerSandbox, Shape, Settings]:
+    """A sandbox keeping ``size`` (at most ``2 x size``) warm containers of the default invocation's shape."""
+    settings = Settings(home=home, runtime=runtime, audit_common_corpus=[])
     settings.run_dir.mkdir(parents=True)
     sandbox = DockerSandbox()
-    shape = invoke_shape(settings, docker_image, runtime, settings.default_limits)
-    pool = sandbox.start_pool(minimum=2, maximum=4, idle_seconds=600, fillers=2, labels=owner_labels(settings))
+    shape = invoke_shape(settings, image, runtime, settings.default_limits)
+    pool = sandbox.start_pool(minimum=size, maximum=2 * size, idle_seconds=600, fillers=size,
+                              labels=owner_labels(settings))  # fmt: skip
     pool.warm(shape, settings.run_dir, owner_labels(settings))
+    return sandbox, shape, settings
+
+
+@pytest.fixture
+def pooled(tmp_path: Path, runtime: str, docker_image: str) -> Iterator[tuple[DockerSandbox, Shape, Settings]]:
+    sandbox, shape, settings = pooled_sandbox(tmp_path / "home", runtime, docker_image, 2)
     yield sandbox, shape, settings
     sandbox.close()
     assert not list(settings.run_dir.glob("*")), "a pool's folder outlived the pool"
@@ -132,52 +139,46 @@ def main(value):
 """
 
 
-def test_a_pooled_run_sees_no_trace_of_another(tmp_path: Path, runtime: str, docker_image: str,
-                                                make_pkg: PackageFactory) -> None:  # fmt: skip
+@pytest.fixture
+def pooled_kernel(tmp_path: Path, runtime: str, docker_image: str) -> Iterator[Kernel]:
+    """A kernel with its pool warm (two containers of the default shape ready)."""
     settings = Settings(home=tmp_path / "home", runtime=runtime, pool=True, audit_common_corpus=[])
     k = Kernel(settings)
-    try:
-        k.create_principal("alice", grant=10)
-        art = k.submit(make_pkg(ARTIFACT), owner="alice").artifact
-        first = k.invoke(art.id, "alice", "plant")
-        second = k.invoke(art.id, "alice", "look")
-        assert first.status.value == second.status.value == "ok", (first.reason, second.reason)
-        assert second.output["tmp"] == [] and second.output["work"] == []
-        assert len(second.output["procs"]) <= 3  # the zygote, the run itself (and gVisor's init)
-        assert first.state == second.state == "done"
-        assert k.pool_status()["stats"].get("handed_out", 0) >= 1
-    finally:
-        k.close()
+    k.create_principal("alice", grant=10)
+    k.warm_pool()
+    assert isinstance(k.sandbox, DockerSandbox)
+    wait_ready(k.sandbox, invoke_shape(settings, k.image(), runtime, settings.default_limits), 2)
+    yield k
+    k.close()
     assert not list(settings.run_dir.glob("*"))
     assert_no_containers(settings.home_id)
 
 
-def test_the_wait_in_the_pool_is_not_billed(tmp_path: Path, runtime: str, docker_image: str,
-                                             make_pkg: PackageFactory) -> None:  # fmt: skip
-    settings = Settings(home=tmp_path / "home", runtime=runtime, pool=True, audit_common_corpus=[])
-    k = Kernel(settings)
-    try:
-        k.create_principal("alice", grant=10)
-        art = k.submit(make_pkg("def main(v):\n    return v\n"), owner="alice").artifact
-        k.warm_pool()
-        sandbox = k.sandbox
-        assert isinstance(sandbox, DockerSandbox)
-        wait_ready(sandbox, invoke_shape(settings, k.image(), runtime, settings.default_limits), 1)
-        time.sleep(2)  # the container waits (and started Python) before the run: none of it is the run's
-        run = k.invoke(art.id, "alice", 7)
-        assert run.status.value == "ok" and run.output == 7
-        assert run.usage.wall_seconds < 2 and run.usage.cpu_seconds < 0.5, run.usage
-    finally:
-        k.close()
+def test_a_pooled_run_sees_no_trace_of_another(pooled_kernel: Kernel, make_pkg: PackageFactory) -> None:
+    k = pooled_kernel
+    art = k.submit(make_pkg(ARTIFACT), owner="alice").artifact
+    first = k.invoke(art.id, "alice", "plant")
+    second = k.invoke(art.id, "alice", "look")
+    assert first.status.value == second.status.value == "ok", (first.reason, second.reason)
+    assert second.output["tmp"] == [] and second.output["work"] == []
+    assert len(second.output["procs"]) <= 3  # the zygote, the run itself (and gVisor's init)
+    assert first.state == second.state == "done"
+    assert k.pool_status()["stats"].get("handed_out", 0) >= 2
+
+
+def test_the_wait_in_the_pool_is_not_billed(pooled_kernel: Kernel, make_pkg: PackageFactory) -> None:
+    k = pooled_kernel
+    art = k.submit(make_pkg("def main(v):\n    return v\n"), owner="alice").artifact
+    time.sleep(2)  # the container waits (and started Python) before the run: none of it is the run's
+    run = k.invoke(art.id, "alice", 7)
+    assert run.status.value == "ok" and run.output == 7
+    assert run.usage.wall_seconds < 2 and run.usage.cpu_seconds < 0.5, run.usage
+    assert k.pool_status()["stats"].get("handed_out", 0) >= 1
 
 
 def test_arrivals_beyond_the_pool_run_on_demand(tmp_path: Path, runtime: str, docker_image: str) -> None:
-    settings = Settings(home=tmp_path / "home", runtime=runtime, audit_common_corpus=[])
-    settings.run_dir.mkdir(parents=True)
-    sandbox = DockerSandbox()
-    shape = invoke_shape(settings, docker_image, runtime, settings.default_limits)
-    pool = sandbox.start_pool(minimum=1, maximum=1, idle_seconds=600, fillers=1, labels=owner_labels(settings))
-    pool.warm(shape, settings.run_dir, owner_labels(settings))
+    sandbox, shape, settings = pooled_sandbox(tmp_path / "home", runtime, docker_image, 1)
+    pool = sandbox.pool
     results: list[str] = []
     lock = threading.Lock()
 
@@ -220,7 +221,8 @@ def test_a_daemon_killed_with_a_full_pool_leaves_nothing_after_the_next_start(
         alive = {c["Id"] for c in docker_client.api.containers(all=True, filters={"label": [
             f"io.artifact-kernel.home={settings.home_id}"]})}  # fmt: skip
         assert not alive & {c["Id"] for c in left}
-        folders = {p.name for p in settings.run_dir.iterdir()}
-        assert all(json.loads(second.get("/v1/pool").decode())["stats"] is not None for _ in [0])
-        assert len(folders) == len(alive)  # one folder per live pooled container, none of the dead daemon's
+        swept = json.loads((home / "daemon.json").read_text())["swept"]
+        assert swept["containers"] >= 3 and swept["run_dirs"] >= 3  # the dead daemon's pool, at the start
+        owners = {(p / ".owner").read_text() for p in settings.run_dir.iterdir() if (p / ".owner").exists()}
+        assert owners <= {second.info["process"]}  # every folder left is the new daemon's
     assert_no_containers(settings.home_id)
