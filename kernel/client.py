@@ -82,11 +82,18 @@ class Client:
             conn = self._connection()
             try:
                 conn.request(method, target, body=data, headers=headers)
+            except (ConnectionError, BrokenPipeError):
+                # the server had closed this kept-alive connection: it never read the request
+                self.close()
+                if attempt == 2:
+                    raise
+                continue
+            try:
                 response = conn.getresponse()
                 payload = response.read()
                 break
-            except (ConnectionError, http.client.RemoteDisconnected, BrokenPipeError):
-                self.close()  # a kept-alive connection the server closed: a read is tried once more
+            except (ConnectionError, http.client.RemoteDisconnected):
+                self.close()
                 if attempt == 2 or method not in ("GET", "HEAD"):
                     raise  # a write may have been carried out: never send it twice
         answer = json.loads(payload) if payload else None

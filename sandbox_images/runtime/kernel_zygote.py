@@ -3,8 +3,9 @@
 A container is made (and, in a daemon, made ahead of time in a warm pool) with this as
 its command. It connects to the control socket the kernel put in /kernel/sock, says it
 is ready, and waits. The kernel then hands it exactly one job (a command, or the
-artifact runner, which is already imported), which it runs in a child process whose
-standard output and error it forwards to the kernel; when the child ends it reports the
+artifact runner, which is already imported), which it passes to a child process it
+forked before saying it was ready (no fork on the job's path), and forwards the child's
+standard output and error to the kernel; when the child ends it reports the
 exit code, then waits for the kernel to hang up and ends, and the container with it.
 It never runs a second job.
 
@@ -29,7 +30,7 @@ import kernel_client  # noqa: E402,F401 - imported ahead of the job: the job sta
 import kernel_runner  # noqa: E402
 
 CONTROL = "/kernel/sock/ctl.sock"
-MAX_JOB = 1 << 20
+MAX_JOB = 60_000  # a command line and its environment: well within a pipe's buffer
 CHUNK = 65536
 
 
@@ -58,7 +59,8 @@ def _read_job(sock):
     return json.loads(data)
 
 
-def _child(job, out_w, err_w, ctl):
+def _child(job_r, out_w, err_w, ctl):
+    """Made before the job arrives (so that no fork is on the job's path): waits for it, then runs it."""
     ctl.close()
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
@@ -69,6 +71,13 @@ def _child(job, out_w, err_w, ctl):
             os.close(fd)
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    data = b""
+    while chunk := os.read(job_r, CHUNK):
+        data += chunk
+    os.close(job_r)
+    if not data:
+        os._exit(0)  # the zygote went away without a job
+    job = json.loads(data)
     os.chdir(job["cwd"])
     os.environ.clear()
     os.environ.update(job["env"])
@@ -97,19 +106,25 @@ def _not_dumpable():
 def main():
     _not_dumpable()
     ctl = _connect()
-    ctl.sendall(_frame(9, json.dumps({"ready": os.getpid()}).encode()))
-    job = _read_job(ctl)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
+    job_r, job_w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        _child(job, out_w, err_w, ctl)
-    os.close(out_w)
-    os.close(err_w)
+        os.close(job_w)
+        _child(job_r, out_w, err_w, ctl)
+    for fd in (out_w, err_w, job_r):
+        os.close(fd)
+    ctl.sendall(_frame(9, json.dumps({"ready": os.getpid()}).encode()))
+    job = _read_job(ctl)
+    payload = json.dumps(job).encode()
+    while payload:
+        payload = payload[os.write(job_w, payload) :]
+    os.close(job_w)
     _forward(ctl, pid, {out_r: 1, err_r: 2}, wake_r)
 
 
