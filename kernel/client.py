@@ -18,12 +18,12 @@ A client holds one connection: use one per thread.
 import http.client
 import io
 import json
-import os
-import socket
 import tarfile
 import urllib.parse
 from pathlib import Path
 from typing import Any
+
+from kernel.sockets import connect_unix
 
 
 class ClientError(Exception):
@@ -40,13 +40,7 @@ class _UnixConnection(http.client.HTTPConnection):
         self.path = path
 
     def connect(self) -> None:
-        dirfd = os.open(os.path.dirname(self.path), os.O_PATH | os.O_DIRECTORY)
-        try:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.sock.settimeout(self.timeout)
-            self.sock.connect(f"/proc/self/fd/{dirfd}/{os.path.basename(self.path)}")
-        finally:
-            os.close(dirfd)
+        self.sock = connect_unix(self.path, self.timeout)
 
 
 class Client:

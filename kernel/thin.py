@@ -8,11 +8,13 @@ that must run here (``serve``; ``audit export``, which streams to a file descrip
 the full CLI runs in this process as before.
 """
 
-import base64
+import binascii  # not base64, which imports re
 import json
 import os
 import socket
 import sys
+
+from kernel.sockets import connect_unix
 
 LOCAL_ONLY = {("serve",), ("audit", "export")}
 MAX_STDIN = 1 << 30
@@ -34,24 +36,25 @@ def _home_and_command(argv: list[str]) -> tuple[str, list[str]]:
         i += 1
     if home is None:
         home = os.environ.get("KERNEL_HOME") or ".kernel"
-    words = [a for a in argv[i : i + 2] if not a.startswith("-")]
+    words = [a for a in argv[i:] if not a.startswith("-")][:2]  # as click reads them (`audit -- export`)
     return os.path.abspath(os.path.expanduser(home)), words
+
+
+def local_only(argv: list[str]) -> bool:
+    """Whether the command must run in the caller's process (`serve`; `audit export` streams to a descriptor)."""
+    words = tuple(_home_and_command(argv)[1])
+    return words[:1] in LOCAL_ONLY or words[:2] in LOCAL_ONLY
+
+
+def reads_stdin(argv: list[str]) -> bool:
+    return any(a == "-" or a.endswith("=-") for a in argv)
 
 
 def _connect(path: str) -> socket.socket | None:
     try:
-        dirfd = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY)
+        return connect_unix(path)
     except OSError:
         return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(f"/proc/self/fd/{dirfd}/{os.path.basename(path)}")
-        return sock
-    except OSError:
-        sock.close()
-        return None
-    finally:
-        os.close(dirfd)
 
 
 def _request(sock: socket.socket, payload: bytes) -> tuple[int, bytes]:
@@ -73,15 +76,15 @@ def _through_daemon(argv: list[str]) -> int | None:
     """The command's exit code when the daemon ran it; None when it must run in this process."""
     if os.environ.get("KERNEL_NO_DAEMON"):
         return None
-    home, words = _home_and_command(argv)
-    if tuple(words[:1]) in LOCAL_ONLY or tuple(words[:2]) in LOCAL_ONLY:
+    home, _ = _home_and_command(argv)
+    if local_only(argv):
         return None
     sock = _connect(os.path.join(home, "daemon.sock"))
     if sock is None:
         return None
     stdin = None
-    if "-" in argv and not sys.stdin.isatty():
-        stdin = base64.b64encode(sys.stdin.buffer.read(MAX_STDIN)).decode()
+    if reads_stdin(argv) and not sys.stdin.isatty():
+        stdin = binascii.b2a_base64(sys.stdin.buffer.read(MAX_STDIN), newline=False).decode()
     payload = json.dumps({"argv": argv, "cwd": os.getcwd(), "stdin": stdin}).encode()
     with sock:
         try:
@@ -96,7 +99,7 @@ def _through_daemon(argv: list[str]) -> int | None:
         return _fail(f"the daemon refused the command: {message}")
     answer = json.loads(body)
     try:
-        sys.stdout.buffer.write(base64.b64decode(answer["stdout"]))
+        sys.stdout.buffer.write(binascii.a2b_base64(answer["stdout"]))
         sys.stdout.flush()
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -104,7 +107,7 @@ def _through_daemon(argv: list[str]) -> int | None:
         return _fail(
             "standard output was closed before everything was written (e.g. by `head`); the output is incomplete."
         )
-    sys.stderr.buffer.write(base64.b64decode(answer["stderr"]))
+    sys.stderr.buffer.write(binascii.a2b_base64(answer["stderr"]))
     sys.stderr.flush()
     return int(answer["exit"])
 

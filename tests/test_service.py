@@ -273,3 +273,41 @@ def test_the_openapi_schema_is_served(api: Api) -> None:
     assert {"/v1/invoke", "/v1/artifacts", "/v1/escrows", "/v1/audit/events", "/v1/ledger/check"} <= paths
     assert "/v1/cli" not in paths  # the local bridge is not part of the public API
     assert api.http.get("/docs").status_code == 200
+
+
+def test_the_thin_cli_reads_commands_as_click_does() -> None:
+    from kernel.thin import local_only, reads_stdin
+
+    assert local_only(["serve"]) and local_only(["--home", "/h", "audit", "export"])
+    assert local_only(["audit", "--", "export"])  # `--` does not hide a local-only command
+    assert not local_only(["audit", "events"]) and not local_only(["invoke", "export"])
+    assert reads_stdin(["invoke", "x", "--input-file", "-"]) and reads_stdin(["invoke", "x", "--input-file=-"])
+    assert not reads_stdin(["invoke", "x", "--input", "1"])
+
+
+def test_the_bridge_refuses_what_it_cannot_run() -> None:
+    from kernel.service.bridge import CliCall, run_cli
+    from kernel.service.errors import ApiError
+
+    for call in (CliCall(argv=["audit", "--", "export"], cwd="/"), CliCall(argv=["balance", "a"], cwd="/", stdin="a")):
+        with pytest.raises(ApiError) as refused:
+            run_cli(None, call)  # type: ignore[arg-type]  # refused before the kernel is used
+        assert refused.value.status == 422
+
+
+def test_rate_limits_forget_full_buckets() -> None:
+    import time
+
+    from kernel.service.limits import RateLimiter
+
+    limiter = RateLimiter(per_minute=60_000, burst=2, who="this address")
+    limiter.MAX_KEYS = 5
+    for i in range(50):  # spoofed addresses, one request each: the table stays small
+        limiter.take(f"host:{i}")
+        time.sleep(0.005)  # each bucket refills (1000 a second) and is forgotten
+    assert len(limiter.buckets) <= 6
+    limiter = RateLimiter(per_minute=1, burst=2, who="this address")
+    limiter.take("host:x")
+    limiter.take("host:x")
+    with pytest.raises(Exception, match="this address made more than 2"):
+        limiter.take("host:x")

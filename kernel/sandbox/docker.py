@@ -143,7 +143,6 @@ class DockerSlot(Slot):
         self.ctl: socket.socket | None = None
         self.pid = 0
         self.cgroup: Cgroup | None = None
-        self.made = time.monotonic()
         self.released = False
         self.pooled = False
         self.tainted = False  # touched by someone else while it waited in the pool

@@ -100,7 +100,7 @@ def create_app(kernel: Kernel) -> FastAPI:
     app.add_middleware(BodyLimit, json_bytes=json_bytes, upload_bytes=s.api_max_body_bytes,
                        upload_paths=frozenset({"/v1/artifacts"}))  # fmt: skip
     limiter = RateLimiter(s.api_rate_per_minute, s.api_burst)
-    failures = RateLimiter(s.api_rate_per_minute, s.api_burst)  # refused tokens, per client address
+    failures = RateLimiter(s.api_rate_per_minute, s.api_burst, who="this address")  # refused tokens, per address
     app.add_middleware(TokenGate, verify=lambda t: tokens.verify(kernel.db, t), failures=failures)
     in_flight = Concurrency(s.api_concurrent_per_token)
 

@@ -97,10 +97,18 @@ def capture_streams() -> None:
 def run_cli(kernel: Kernel, call: CliCall) -> dict[str, Any]:
     """Run one command line as the CLI would, on ``kernel``; returns its exit code and output."""
     from kernel.cli import main
+    from kernel.thin import local_only
 
+    if local_only(call.argv):
+        message = "this command runs in the caller's process; run it with KERNEL_NO_DAEMON=1."
+        raise ApiError(422, "invalid_request", message)
+    try:
+        stdin = base64.b64decode(call.stdin, validate=True) if call.stdin else b""
+    except ValueError:
+        raise ApiError(422, "invalid_request", "stdin is not base64; send the input base64-encoded.") from None
     out, err = io.BytesIO(), io.BytesIO()
     _local.stdout, _local.stderr = out, err
-    _local.stdin = io.BytesIO(base64.b64decode(call.stdin) if call.stdin else b"")
+    _local.stdin = io.BytesIO(stdin)
     token = CLIENT_CWD.set(call.cwd)
     try:
         main.main(call.argv, prog_name="kernel", obj={"settings": kernel.settings, "kernel": kernel})

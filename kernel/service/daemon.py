@@ -24,7 +24,7 @@ from typing import Any
 from kernel import process
 from kernel.errors import HomeError, InvalidInput
 from kernel.settings import Settings
-from kernel.sockets import bind_unix
+from kernel.sockets import bind_unix, connect_unix
 
 SOCKET_NAME = "daemon.sock"
 INFO_NAME = "daemon.json"
@@ -46,28 +46,13 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def connect_unix(path: Path, timeout: float | None = None) -> socket.socket:
-    """A connection to a Unix socket at ``path`` however deep (through /proc/self/fd)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    dirfd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
-    try:
-        sock.connect(f"/proc/self/fd/{dirfd}/{path.name}")
-    except OSError:
-        sock.close()
-        raise
-    finally:
-        os.close(dirfd)
-    return sock
-
-
 def running(settings: Settings) -> dict[str, Any] | None:
     """The daemon serving this home, if one answers on its socket."""
     path = socket_path(settings)
     if not path.exists():
         return None
     try:
-        connect_unix(path, timeout=2).close()
+        connect_unix(str(path), timeout=2).close()
     except OSError:
         return None
     with contextlib.suppress(OSError, ValueError):
@@ -137,7 +122,9 @@ def serve(
             on_ready(info)
         # a stop lets requests in flight end: a run may last its wall limit
         grace = settings.max_limits.wall_seconds + 60
-        config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=grace)
+        # no proxy headers: a client address is the socket's, never an X-Forwarded-For it sends
+        config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=grace,
+                                proxy_headers=False)  # fmt: skip
         server = uvicorn.Server(config)
         logging.getLogger("kernel.service").info("serving %s on %s and %s", settings.home, info["url"], info["socket"])
         # uvicorn re-raises the signal that stopped it once it has stopped: end this process by

@@ -146,14 +146,23 @@ class Concurrency:
 class RateLimiter:
     """A token bucket per key: ``burst`` requests at once, refilled at ``per_minute``."""
 
-    def __init__(self, per_minute: int, burst: int):
-        self.rate, self.burst = per_minute / 60.0, burst
+    MAX_KEYS = 10_000  # beyond it, buckets that have refilled (forgotten: the same as new) are dropped
+
+    def __init__(self, per_minute: int, burst: int, who: str = "this token"):
+        self.rate, self.burst, self.who = per_minute / 60.0, burst, who
         self.buckets: dict[str, tuple[float, float]] = {}
         self.lock = threading.Lock()
+
+    def _forget_full(self, now: float) -> None:
+        full = [k for k, (tokens, last) in self.buckets.items() if tokens + (now - last) * self.rate >= self.burst]
+        for key in full:
+            del self.buckets[key]
 
     def take(self, key: str) -> None:
         now = time.monotonic()
         with self.lock:
+            if len(self.buckets) >= self.MAX_KEYS:
+                self._forget_full(now)
             tokens, last = self.buckets.get(key, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - last) * self.rate)
             if tokens < 1.0:
@@ -162,7 +171,7 @@ class RateLimiter:
                 raise ApiError(
                     429,
                     "rate_limited",
-                    f"this token made more than {self.burst} requests at once; retry in {wait:.1f} s.",
+                    f"{self.who} made more than {self.burst} requests at once; retry in {wait:.1f} s.",
                     {"Retry-After": str(max(1, round(wait)))},
                 )
             self.buckets[key] = (tokens - 1.0, now)
