@@ -22,7 +22,7 @@ def rows(n: int) -> list[tuple[object, ...]]:
     digest = hashlib.sha256(b"x").hexdigest()
     at = now()
     return [
-        (at, f"run{i % 50:04d}", f"p{i % 7}", "file", "modified", None, f"f{i % 1000}.txt", i, digest, 1, None)
+        (at, f"run{i % 50:04d}", f"p{i % 7}", "file", "modified", None, f"f{i % 1000}.txt", i, digest, 1, None, None)
         for i in range(n)
     ]
 

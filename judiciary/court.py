@@ -11,7 +11,6 @@ that process dies, the claim lapses and the escrow can be judged again.
 
 import json
 import re
-import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,7 @@ from judiciary.errors import Busy, EscrowStateError, JudiciaryError
 from judiciary.models import Escrow, EscrowEvent, SuiteRun, Verdict
 from judiciary.runner import JudgeServices, SuiteRunner, suite_limits
 from judiciary.verdict import RULE, decide
-from kernel import ledger, process, store
+from kernel import ids, ledger, process, store
 from kernel.api import Kernel
 from kernel.audit.provenance import PURCHASES, Purchase
 from kernel.db import Database, now
@@ -138,7 +137,7 @@ class Court:
         deadline_at = stamp(parse_duration(deadline, longest, "--deadline") if deadline is not None else longest)
         window = parse_duration(dispute_window, longest, "--dispute-window")
         expected = self._runner().collect(tests)
-        escrow_id = secrets.token_hex(8)
+        escrow_id = ids.new_id()
         with self.db.transaction() as conn:
             t = now()
             conn.execute(
@@ -277,7 +276,7 @@ class Court:
         suite_runs: list[SuiteRun] = [runner.judge(tests, deliverable, escrow.expected) for _ in range(runs)]
         passed, reason, per_test, flaky = decide(escrow.expected, suite_runs)
         return Verdict(
-            id=secrets.token_hex(8),
+            id=ids.new_id(),
             escrow_id=escrow.id,
             kind=kind,  # type: ignore[arg-type]
             passed=passed,

@@ -70,6 +70,7 @@ class Kernel:
         self._pool_lock = threading.Lock()
         self._backlog = threading.BoundedSemaphore(AFTERMATH_BACKLOG)
         self._aftermaths: ThreadPoolExecutor | None = None
+        self._world_calls: Any = None
         if background_audit:
             self._aftermaths = ThreadPoolExecutor(max_workers=AFTERMATH_WORKERS, thread_name_prefix="aftermath")
 
@@ -172,13 +173,36 @@ class Kernel:
 
     # -- runs -----------------------------------------------------------------------
     def invoke(self, artifact: str, principal: str, value: Any = None) -> RunResult:
+        """A person's (or a program's) invocation: its trigger is ``user``."""
+        return self.run_as(artifact, principal, value, trigger="user")
+
+    def run_as(
+        self, artifact: str, principal: str, value: Any = None, *, trigger: str = "user", tick: int | None = None
+    ) -> RunResult:
+        """Invoke with the trigger recorded on the run: ``user``, or a world's ``tick`` or ``command``."""
         self.writing()
         if not self._swept:
             self.sweep()
         self.warm_pool()
         finisher = self._finish_later if self._aftermaths is not None else None
-        services = runs.Services(self.db, self.settings, self.sandbox, self.image(), self.audit, finisher)
-        return runs.Invocation(services)(artifact, principal, value)
+        services = runs.Services(self.db, self.settings, self.sandbox, self.image(), self.audit, finisher,
+                                 extension=self.world_calls)  # fmt: skip
+        return runs.Invocation(services)(artifact, principal, value, trigger=trigger, tick=tick)
+
+    @property
+    def world_calls(self) -> Any:
+        """The economy's kernel_client calls (submit, escrows, pools, messages, reason, buy_config)."""
+        if self._world_calls is None:
+            from kernel.world.calls import WorldCalls
+
+            self._world_calls = WorldCalls(self)
+        return self._world_calls
+
+    def use_court(self, court: Callable[[], Any]) -> None:
+        """Settle the escrows runs open and deliver to with this court (a world's, e.g. a trusted benchmark's)."""
+        from kernel.world.calls import WorldCalls
+
+        self._world_calls = WorldCalls(self, court)
 
     def _finish_later(self, aftermath: Callable[[], None]) -> bool:
         """Queue a settled run's aftermath; False (the caller runs it) when the queue is full, so that

@@ -11,12 +11,13 @@ import base64
 import binascii
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kernel import ledger, store
 from kernel.errors import InsufficientFunds, InvalidInput, KernelError, NotFound, PackageError
-from kernel.models import Artifact, RunStatus
+from kernel.models import Artifact, RunStatus, SubmitResult
 from kernel.proxy import BalanceCall, InvokeCall, ReadCall, Refusal, TransferCall, WriteCall
 
 if TYPE_CHECKING:
@@ -32,6 +33,13 @@ class RunContext:
     artifact: Artifact
     root_run_id: str
     depth: int
+    trigger: str = "user"  # tick, command, call or user (models.TRIGGERS)
+    tick: int | None = None  # the world's tick, for runs of a world
+
+    @property
+    def agent_step(self) -> bool:
+        """A policy's own step (its loop or its owner's command): it acts as the agent would from the CLI."""
+        return self.trigger in ("tick", "command")
 
 
 def sha256(data: bytes) -> str:
@@ -43,8 +51,10 @@ class CallHandler:
         self.s, self.ctx = services, ctx
         self.stored = 0  # bytes this run has stored (bounded by settings.max_stored_bytes_per_run)
         self._store_lock = threading.Lock()  # the proxy serves a run's connections in parallel
+        self._said = threading.local()  # the reasoning of the call this thread is carrying out
 
     def __call__(self, call: Any) -> Any:
+        self._said.text = call.reasoning
         try:
             self._charge(call.op)
             if isinstance(call, BalanceCall):
@@ -57,6 +67,8 @@ class CallHandler:
                 return self.write(call.args.name, call.args.files, call.args.public)
             if isinstance(call, InvokeCall):
                 return self.invoke(call.args.artifact_id, call.args.input)
+            if self.s.extension is not None:
+                return self.s.extension(self, call)
         except InsufficientFunds as exc:
             raise Refusal("insufficient_funds", str(exc)) from exc
         except NotFound as exc:
@@ -68,7 +80,18 @@ class CallHandler:
         raise Refusal("invalid", f"unknown call {call.op}")
 
     def _audit(self, op: str, **kw: Any) -> None:
-        self.s.audit.record(self.ctx.run_id, self.ctx.principal, "proxy", op, **kw)
+        reasoning = getattr(self._said, "text", None)
+        self.s.audit.record(self.ctx.run_id, self.ctx.principal, "proxy", op, reasoning=reasoning, **kw)
+
+    audit_call = _audit  # for the economy's calls (kernel.world.calls)
+
+    def store_within_bound(self, put: Callable[[int], SubmitResult]) -> SubmitResult:
+        """Store through ``put(room)`` within this run's bound of stored bytes, counting what it adds."""
+        with self._store_lock:
+            result = put(self.s.settings.max_stored_bytes_per_run - self.stored)
+            if result.created:
+                self.stored += result.artifact.stored_bytes
+        return result
 
     def _charge(self, op: str) -> None:
         price = self.s.settings.call_price
@@ -120,13 +143,11 @@ class CallHandler:
             raw = {path: base64.b64decode(data, validate=True) for path, data in files.items()}
         except (binascii.Error, ValueError) as exc:
             raise Refusal("invalid", f"file contents must be base64: {exc}") from exc
-        with self._store_lock:
-            room = self.s.settings.max_stored_bytes_per_run - self.stored
-            result = store.store_data(
+        result = self.store_within_bound(
+            lambda room: store.store_data(
                 self.s.db, self.s.settings, self.ctx.principal, name, raw, public, run_id=self.ctx.run_id, run_room=room
             )
-            if result.created:
-                self.stored += result.artifact.stored_bytes
+        )
         art = result.artifact
         for path, data in raw.items():
             self._audit("write_artifact", artifact_id=art.id, path=path, size=len(data), digest=sha256(data))
@@ -140,7 +161,8 @@ class CallHandler:
         from kernel.runs import Invocation
 
         target = store.get(self.s.db, ref)
-        if target.id not in self.ctx.artifact.depends and target.id != self.ctx.artifact.id:
+        # An agent's own step acts as the agent would from the CLI; code it runs is bound by its depends.
+        if not self.ctx.agent_step and target.id not in self.ctx.artifact.depends and target.id != self.ctx.artifact.id:
             raise Refusal(
                 "forbidden", f"{target.short_id} is not in this artifact's depends; declare it in [tool.kernel]"
             )

@@ -111,6 +111,17 @@ class KernelGroup(LazyGroup):
             "kernel.service.commands:token",
             "API tokens: each acts as one principal, or as an operator (--admin).",
         ),
+        "agent": (
+            "kernel.world.commands:agent",
+            "Agents: principals animated by a config (a policy artifact plus parameters).",
+        ),
+        "agents": ("kernel.world.commands:agents_cmd", "List agents: config, owner, state, balance."),
+        "world": (
+            "kernel.world.commands:world",
+            "The world: its clock (ticks), its status, the Mint's tasks and weights.",
+        ),
+        "pool": ("kernel.world.commands:pool", "Pools: a swarm's shared, append-only memory, read and written by"),
+        "message": ("kernel.world.commands:message", "Leave a message for a principal (its policy sees it next step)."),
     }
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -499,7 +510,8 @@ def invoke(
 
 def print_run(r: RunResult) -> None:
     u = r.usage
-    out.print(f"run {r.id}  status {r.status.value}  runtime {r.runtime}")
+    tick = f"  tick {r.tick}" if r.tick is not None else ""
+    out.print(f"run {r.id}  status {r.status.value}  runtime {r.runtime}  trigger {r.trigger}{tick}")
     if r.reason:
         out.print(f"reason: {r.reason}")
     if r.status == "ok":
@@ -536,12 +548,13 @@ def runs_cmd(ctx: click.Context, limit: int, principal: str | None, as_json: boo
     items = kernel_of(ctx).runs(limit, principal)
 
     def human() -> None:
-        table = new_table("run", "artifact", "principal", "status", "cpu s", "wall s", "cost", "started")
+        table = new_table("run", "artifact", "principal", "trigger", "status", "cpu s", "wall s", "cost", "started")
         for r in items:
             table.add_row(
                 r.id,
                 r.artifact_id[:12],
                 r.principal,
+                r.trigger if r.tick is None else f"{r.trigger} @{r.tick}",
                 r.status.value,
                 f"{r.usage.cpu_seconds:.3f}",
                 f"{r.usage.wall_seconds:.3f}",
@@ -615,13 +628,15 @@ def audit_events(ctx: click.Context, run_id: str | None, principal: str | None, 
     events = kernel_of(ctx).events(run_id, principal, limit or None)
 
     def human() -> None:
-        table = new_table("id", "time", "run", "principal", "source", "op", "target", "bytes", "sha256", "detail")
+        columns = ["id", "time", "run", "principal", "source", "op", "target", "bytes", "sha256", "detail"]
+        said = any(e.reasoning for e in events)
+        table = new_table(*columns, *(["reasoning"] if said else []))
         for e in events:
             target = " ".join(x for x in ((e.artifact_id or "")[:12], e.path or "") if x)
             table.add_row(
                 str(e.id), e.at.strftime("%H:%M:%S.%f")[:-3], e.run_id[:8], e.principal, e.source,
                 e.op if e.ok else f"{e.op} (refused)", target, "" if e.bytes is None else str(e.bytes),
-                (e.digest or "")[:12], e.detail or "",
+                (e.digest or "")[:12], e.detail or "", *([printable(e.reasoning or "")[:200]] if said else []),
             )  # fmt: skip
         out.print(table)
 

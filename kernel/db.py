@@ -381,6 +381,156 @@ def m006_service(conn: sqlite3.Connection) -> None:
     )
 
 
+def m007_world(conn: sqlite3.Connection) -> None:
+    """The economy: what triggered each run, reasoning on audit events, agents and their configs,
+    the world's clock, pools, messages, the Mint's tasks and weights."""
+    run_script(
+        conn,
+        """
+        -- tick: an agent's own loop, command: its config's owner, call: another run, user: a person.
+        ALTER TABLE runs ADD COLUMN trigger TEXT NOT NULL DEFAULT 'user'
+            CHECK (trigger IN ('tick', 'command', 'call', 'user'));
+        -- the world's tick when the run started (NULL outside a world)
+        ALTER TABLE runs ADD COLUMN tick INTEGER;
+        CREATE INDEX runs_trigger ON runs (trigger);
+        CREATE INDEX runs_artifact ON runs (artifact_id, status);
+        ALTER TABLE audit_events ADD COLUMN reasoning TEXT;
+
+        -- One world per home: its seed, its clock and the state of its seeded ids.
+        CREATE TABLE world (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            seed INTEGER NOT NULL,
+            tick INTEGER NOT NULL DEFAULT 0,          -- ticks completed
+            ids_issued INTEGER NOT NULL DEFAULT 0,    -- seeded ids handed out by completed ticks
+            resumes INTEGER NOT NULL DEFAULT 0,       -- times a run resumed an interrupted tick
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+
+        -- Per-config state the Governor may change: what spawning an agent of it costs.
+        CREATE TABLE config_costs (
+            artifact_id TEXT PRIMARY KEY REFERENCES artifacts(id),
+            spawn_cost INTEGER NOT NULL CHECK (spawn_cost >= 0),
+            updated_at TEXT NOT NULL
+        );
+
+        -- An agent is a principal animated by a config: a code artifact plus parameters,
+        -- owned by config_owner (its manager, or itself once it bought its config).
+        CREATE TABLE agents (
+            name TEXT PRIMARY KEY REFERENCES principals(name),
+            artifact_id TEXT NOT NULL REFERENCES artifacts(id),
+            params TEXT NOT NULL DEFAULT '{}',
+            config_owner TEXT NOT NULL REFERENCES principals(name),
+            state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'paused')),
+            sale_price INTEGER CHECK (sale_price IS NULL OR sale_price >= 0),  -- set by the owner, NULL: not for sale
+            memory TEXT NOT NULL DEFAULT 'null',
+            inbox_seen INTEGER NOT NULL DEFAULT 0,   -- the last message id its policy has seen
+            spawned_by TEXT NOT NULL,
+            spawn_cost INTEGER NOT NULL,
+            spawned_tick INTEGER NOT NULL,
+            seq INTEGER NOT NULL UNIQUE,              -- spawn order: the agent's seed stream
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX agents_owner ON agents (config_owner);
+        CREATE TABLE agent_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            agent TEXT NOT NULL,
+            tick INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            actor TEXT,
+            detail TEXT NOT NULL,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX agent_events_agent ON agent_events (agent, id);
+
+        -- Every policy run: its tick, trigger, the decision it returned and its reasoning.
+        CREATE TABLE steps (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            tick INTEGER NOT NULL,
+            agent TEXT NOT NULL,
+            trigger TEXT NOT NULL CHECK (trigger IN ('tick', 'command')),
+            run_id TEXT,
+            status TEXT NOT NULL,
+            decision TEXT,
+            reasoning TEXT,
+            at TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX steps_tick_agent ON steps (tick, agent) WHERE trigger = 'tick';
+        CREATE INDEX steps_agent ON steps (agent, id);
+
+        -- Pools: shared append-only memory of a swarm, read and written by members through the kernel.
+        CREATE TABLE pools (
+            name TEXT PRIMARY KEY,
+            creator TEXT NOT NULL REFERENCES principals(name),
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE pool_members (
+            pool TEXT NOT NULL REFERENCES pools(name),
+            principal TEXT NOT NULL REFERENCES principals(name),
+            PRIMARY KEY (pool, principal)
+        );
+        CREATE TABLE pool_entries (
+            pool TEXT NOT NULL REFERENCES pools(name),
+            seq INTEGER NOT NULL,
+            author TEXT NOT NULL,
+            run_id TEXT,
+            tick INTEGER,
+            data TEXT NOT NULL,
+            bytes INTEGER NOT NULL,
+            digest TEXT NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (pool, seq)
+        );
+        CREATE TABLE pool_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            pool TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('created', 'joined', 'left')),
+            actor TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            at TEXT NOT NULL
+        );
+
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            sender TEXT NOT NULL,
+            recipient TEXT NOT NULL REFERENCES principals(name),
+            body TEXT NOT NULL,
+            run_id TEXT,
+            tick INTEGER,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX messages_recipient ON messages (recipient, id);
+
+        -- Externally valued work: each task's suite is a tests artifact the Mint holds.
+        CREATE TABLE tasks (
+            name TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            reward INTEGER NOT NULL CHECK (reward > 0),
+            tests_id TEXT NOT NULL REFERENCES artifacts(id),
+            spec TEXT NOT NULL,
+            escrow_id TEXT,               -- the escrow posted for it now, if any
+            posted INTEGER NOT NULL DEFAULT 0,
+            settled_tick INTEGER,
+            loaded_at TEXT NOT NULL
+        );
+        CREATE TABLE mint_weights (
+            kind TEXT PRIMARY KEY,
+            weight REAL NOT NULL CHECK (weight >= 0),
+            updated_at TEXT NOT NULL
+        );
+        -- Scrip minted for tasks, per tick (bounded by KERNEL_MINT_PER_TICK).
+        CREATE TABLE mint_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            tick INTEGER NOT NULL,
+            task TEXT NOT NULL,
+            amount INTEGER NOT NULL,
+            escrow_id TEXT,
+            at TEXT NOT NULL
+        );
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_proxy_audit", m002_proxy_audit),
@@ -388,6 +538,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("m004_provenance", m004_provenance),
     ("m005_bounds", m005_bounds),
     ("m006_service", m006_service),
+    ("m007_world", m007_world),
 ]
 
 # Every table the migrations make: a database missing one is damaged, not new.

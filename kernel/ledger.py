@@ -65,16 +65,20 @@ def create_principal(db: Database, name: str, grant: int = 0, bounds: Bounds = B
     check_name(name)
     bounds.amount(grant, "--grant", zero=True)
     with db.transaction() as conn:
-        if conn.execute("SELECT 1 FROM principals WHERE name = ?", (name,)).fetchone():
-            raise InvalidInput(f"principal '{name}' already exists; choose another name.")
-        conn.execute("INSERT INTO principals VALUES (?, ?)", (name, now()))
-        conn.execute(
-            "INSERT INTO accounts (id, kind, principal) VALUES (?, 'principal', ?)",
-            (principal_account(name), name),
-        )
+        add_principal(conn, name)
         if grant:
             mint(conn, principal_account(name), grant, bounds, memo="grant")
     return grant
+
+
+def add_principal(conn: sqlite3.Connection, name: str, what: str = "principal") -> None:
+    """A new principal with an empty account, inside the caller's transaction."""
+    if conn.execute("SELECT 1 FROM principals WHERE name = ?", (name,)).fetchone():
+        raise InvalidInput(f"principal '{name}' already exists; choose another name for the {what}.")
+    conn.execute("INSERT INTO principals VALUES (?, ?)", (name, now()))
+    conn.execute(
+        "INSERT INTO accounts (id, kind, principal) VALUES (?, 'principal', ?)", (principal_account(name), name)
+    )
 
 
 def supply_in(conn: sqlite3.Connection) -> int:

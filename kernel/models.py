@@ -180,6 +180,8 @@ class RunResult(BaseModel):
     parent_run_id: str | None = None
     root_run_id: str | None = None
     depth: int = 1
+    trigger: Literal["tick", "command", "call", "user"] = "user"  # what started it (a world's clock, an owner...)
+    tick: int | None = None  # the world's tick it ran in
     audit_incomplete: bool = False
     # running: in its sandbox; auditing: settled, its audit events still being committed; done
     state: Literal["running", "auditing", "done"] = "done"
@@ -202,6 +204,7 @@ class AuditEvent(BaseModel):
     digest: str | None = None
     ok: bool = True
     detail: str | None = None
+    reasoning: str | None = None  # what the run said it was doing when it made this call (bounded)
 
 
 class GraphEdge(BaseModel):

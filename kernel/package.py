@@ -217,6 +217,18 @@ def strip_top_folder(files: dict[str, bytes]) -> dict[str, bytes]:
     return files
 
 
+def from_files(given: dict[str, bytes], max_files: int, max_bytes: int) -> dict[str, bytes]:
+    """A package handed over as path -> bytes (a run's submit): the same path rules and caps as a folder."""
+    col = Collector(max_files, max_bytes)
+    for name, data in given.items():
+        col.charge(name, len(data))
+        col.add(clean_path(name), data)
+    files = strip_top_folder(col.files)
+    if not files:
+        raise PackageError("the package holds no files.")
+    return files
+
+
 def read_package(path: Path, max_files: int, max_bytes: int) -> dict[str, bytes]:
     """Read a folder, tar or zip into path -> bytes, or raise PackageError."""
     col = Collector(max_files, max_bytes)

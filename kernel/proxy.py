@@ -50,33 +50,136 @@ class BalanceArgs(Args):
     pass
 
 
-class InvokeCall(Args):
+Name = Annotated[str, Field(min_length=1, max_length=80)]
+
+
+class SubmitArgs(Args):
+    files: dict[str, str]  # path -> base64; a package with its pyproject.toml, validated like `kernel submit`
+    public: bool = False
+
+
+class EscrowsArgs(Args):
+    state: Literal["open", "delivered", "released", "refunded", "disputed"] | None = "open"
+
+
+class OpenEscrowArgs(Args):
+    tests_id: Name
+    amount: StrictInt = Field(gt=0)
+    deadline: str | None = Field(default=None, max_length=40)
+
+
+class DeliverArgs(Args):
+    escrow_id: Name
+    artifact_id: Name
+
+
+class PoolReadArgs(Args):
+    pool: Name
+    since: StrictInt = Field(default=0, ge=0)
+    limit: StrictInt = Field(default=100, ge=1, le=1000)
+
+
+class PoolAppendArgs(Args):
+    pool: Name
+    data: Any
+
+
+class MessageArgs(Args):
+    to: Name
+    body: str = Field(min_length=1, max_length=4000)
+
+
+class ReasonArgs(Args):
+    prompt: str = Field(min_length=1, max_length=64_000)
+
+
+REASONING_CHARS = 4000  # reasoning kept with one call's audit event
+
+
+class Call(Args):
+    """One message: the operation, its arguments and, optionally, why the run makes it."""
+
+    reasoning: str | None = Field(default=None, max_length=REASONING_CHARS)
+
+
+class InvokeCall(Call):
     op: Literal["invoke"]
     args: InvokeArgs
 
 
-class ReadCall(Args):
+class ReadCall(Call):
     op: Literal["read_artifact"]
     args: ReadArgs
 
 
-class WriteCall(Args):
+class WriteCall(Call):
     op: Literal["write_artifact"]
     args: WriteArgs
 
 
-class TransferCall(Args):
+class TransferCall(Call):
     op: Literal["transfer"]
     args: TransferArgs
 
 
-class BalanceCall(Args):
+class BalanceCall(Call):
     op: Literal["balance"]
     args: BalanceArgs = BalanceArgs()
 
 
-Call = Annotated[InvokeCall | ReadCall | WriteCall | TransferCall | BalanceCall, Field(discriminator="op")]
-CALL = TypeAdapter(Call)
+class SubmitCall(Call):
+    op: Literal["submit"]
+    args: SubmitArgs
+
+
+class EscrowsCall(Call):
+    op: Literal["escrows"]
+    args: EscrowsArgs = EscrowsArgs()
+
+
+class OpenEscrowCall(Call):
+    op: Literal["open_escrow"]
+    args: OpenEscrowArgs
+
+
+class DeliverCall(Call):
+    op: Literal["deliver"]
+    args: DeliverArgs
+
+
+class PoolReadCall(Call):
+    op: Literal["pool_read"]
+    args: PoolReadArgs
+
+
+class PoolAppendCall(Call):
+    op: Literal["pool_append"]
+    args: PoolAppendArgs
+
+
+class MessageCall(Call):
+    op: Literal["send_message"]
+    args: MessageArgs
+
+
+class ReasonCall(Call):
+    op: Literal["reason"]
+    args: ReasonArgs
+
+
+class BuyConfigCall(Call):
+    op: Literal["buy_config"]
+    args: BalanceArgs = BalanceArgs()
+
+
+KERNEL_CALLS = InvokeCall | ReadCall | WriteCall | TransferCall | BalanceCall
+# The economy's calls: carried out by kernel.world.calls for the run's principal.
+WORLD_CALLS = (
+    SubmitCall | EscrowsCall | OpenEscrowCall | DeliverCall | PoolReadCall | PoolAppendCall | MessageCall
+    | ReasonCall | BuyConfigCall
+)  # fmt: skip
+AnyCall = Annotated[KERNEL_CALLS | WORLD_CALLS, Field(discriminator="op")]
+CALL = TypeAdapter(AnyCall)
 
 
 class Refusal(Exception):

@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import json
 import os
-import secrets
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kernel import ledger, process, store
+from kernel import ids, ledger, process, store
 from kernel.audit.files import WorkspaceWatcher
 from kernel.audit.files import walk as walk_files
 from kernel.audit.fingerprint import BlobPrint, Fingerprinter
@@ -52,7 +51,7 @@ SIGXCPU_EXIT = 128 + 24
 
 
 def new_run_id() -> str:
-    return secrets.token_hex(8)
+    return ids.new_id()
 
 
 def run_limits(artifact: Artifact, settings: Settings) -> Limits:
@@ -97,6 +96,8 @@ class Services:
     audit: AuditWriter
     # takes a run's aftermath to run later (the daemon); False: run it now (a full queue, a closing kernel)
     finisher: Callable[[Callable[[], None]], bool] | None = None
+    # the economy's calls (submit, escrows, pools, messages, reason, buy_config): kernel.world.calls
+    extension: Callable[[Any, Any], Any] | None = None  # (the run's CallHandler, the call) -> value
 
 
 class Invocation:
@@ -111,7 +112,15 @@ class Invocation:
             services.image,
         )
 
-    def __call__(self, artifact_ref: str, principal: str, value: Any, parent: RunContext | None = None) -> RunResult:
+    def __call__(
+        self,
+        artifact_ref: str,
+        principal: str,
+        value: Any,
+        parent: RunContext | None = None,
+        trigger: str = "user",
+        tick: int | None = None,
+    ) -> RunResult:
         artifact = store.get(self.db, artifact_ref)
         ledger.require_principal(self.db, principal)
         if artifact.kind != "code":
@@ -126,6 +135,8 @@ class Invocation:
             artifact=artifact,
             root_run_id=parent.root_run_id if parent else run_id,
             depth=parent.depth + 1 if parent else 1,
+            trigger="call" if parent else trigger,
+            tick=parent.tick if parent else tick,
         )
         refusal = self._start(ctx, parent, limits, runtime)
         if refusal:
@@ -158,10 +169,12 @@ class Invocation:
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT INTO runs (id, artifact_id, principal, state, runtime, image, limits, owner_process,"
-                " started_at, parent_run_id, root_run_id, depth) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                " started_at, parent_run_id, root_run_id, depth, trigger, tick)"
+                " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     ctx.run_id, ctx.artifact.id, ctx.principal, runtime, self.image, limits.model_dump_json(),
                     process.token(), now(), parent.run_id if parent else None, ctx.root_run_id, ctx.depth,
+                    ctx.trigger, ctx.tick,
                 ),
             )  # fmt: skip
             ledger.ensure_mint(conn)
@@ -531,6 +544,8 @@ def to_result(row: dict[str, Any]) -> RunResult:
         parent_run_id=row["parent_run_id"],
         root_run_id=row["root_run_id"],
         depth=row["depth"],
+        trigger=row["trigger"],
+        tick=row["tick"],
         audit_incomplete=bool(row["audit_incomplete"]),
         state=row["state"],
         started_at=row["started_at"],

@@ -94,6 +94,27 @@ class Settings(BaseSettings):
         default=0, ge=0, le=10**9, description="scrip burned per proxy call, charged to the run's principal"
     )
 
+    # the economy (`kernel world`, `kernel agent`): every price is per count, never per measured
+    # quantity, so a world replays to the same ledger (see README "The economy")
+    step_price: int = Field(default=1, ge=0, le=10**9, description="scrip burned per policy step (tick or command)")
+    spawn_cost: int = Field(
+        default=10, ge=0, le=10**12, description="a config's spawn cost until it is set for that config"
+    )
+    mint_per_tick: int = Field(default=200, ge=0, le=10**12, description="most scrip the Mint creates for tasks a tick")
+    mint_tasks_per_tick: int = Field(default=2, ge=0, le=1000, description="most tasks the Mint posts a tick")
+    task_repost_ticks: int = Field(
+        default=5, ge=1, le=10**6, description="a settled task is posted again after this many ticks"
+    )
+    agent_memory_bytes: int = Field(default=64 * 1024, ge=0, le=64 * MiB, description="memory a policy may keep")
+    observe_artifacts: int = Field(default=200, ge=1, le=10_000, description="artifacts listed in an observation")
+    pool_entry_bytes: int = Field(default=16 * 1024, ge=16, le=64 * MiB, description="largest pool entry")
+    max_pool_entries: int = Field(default=100_000, ge=1, le=10**9, description="entries one pool may hold")
+    reason_model: str | None = Field(
+        default=None, max_length=200, description="the `llm` model reason() asks (none: reason() is refused)"
+    )
+    reason_price_per_token: int = Field(default=1, ge=0, le=10**6, description="scrip burned per reason() token")
+    reason_max_tokens: int = Field(default=1024, ge=1, le=10**6, description="tokens one reason() call may use")
+
     # the judiciary
     appeal_runs: int = Field(
         default=3, ge=1, le=9, description="suite runs in fresh sandboxes when a verdict is disputed"

@@ -208,6 +208,15 @@ def submit(db: Database, settings: Settings, path: Path, owner: str, public: boo
     """Validate and store a package; the same content always yields the same id."""
     require_principal(db, owner)
     files = read_package(path, settings.max_package_files, settings.max_package_bytes)
+    return submit_files(db, settings, files, owner, public)
+
+
+def submit_files(
+    db: Database, settings: Settings, files: dict[str, bytes], owner: str, public: bool = False,
+    run_id: str | None = None, run_room: int | None = None,
+) -> SubmitResult:  # fmt: skip
+    """A package given as its files (path -> bytes): validated and stored exactly like ``submit``."""
+    require_principal(db, owner)
     manifest = parse_manifest(files)
     if manifest.kernel.entrypoint:
         check_entrypoint(files, manifest.kernel.entrypoint)
@@ -235,7 +244,7 @@ def submit(db: Database, settings: Settings, path: Path, owner: str, public: boo
         "limits": manifest.kernel.limits.model_dump_json() if manifest.kernel.limits else None,
         "public": public,
     }
-    return store_files(db, settings, files, row)
+    return store_files(db, settings, files, row, run_id=run_id, run_room=run_room)
 
 
 def store_data(

@@ -18,6 +18,7 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
         "m004_provenance",
         "m005_bounds",
         "m006_service",
+        "m007_world",
     ]
     assert d.migrate() == []
     assert d.rows("PRAGMA journal_mode")[0]["journal_mode"] == "wal"

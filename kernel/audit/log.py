@@ -20,9 +20,16 @@ from kernel.db import Database, now
 from kernel.errors import KernelError
 from kernel.models import AuditEvent
 
-COLUMNS = ("at", "run_id", "principal", "source", "op", "artifact_id", "path", "bytes", "digest", "ok", "detail")
+COLUMNS = (
+    "at", "run_id", "principal", "source", "op", "artifact_id", "path", "bytes", "digest", "ok", "detail", "reasoning",
+)  # fmt: skip
 INSERT = f"INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 Row = tuple[Any, ...]
+
+
+def gap_row(run_id: str, principal: str, detail: str) -> Row:
+    """The row that says some of a run's events were not recorded."""
+    return (now(), run_id, principal, "kernel", "audit_incomplete", None, None, None, None, 0, detail, None)
 
 
 class AuditWriter:
@@ -57,10 +64,12 @@ class AuditWriter:
         digest: str | None = None,
         ok: bool = True,
         detail: str | None = None,
+        reasoning: str | None = None,
     ) -> None:
         self._ensure_thread()
         if self._admit(run_id, principal):
-            self.queue.put((now(), run_id, principal, source, op, artifact_id, path, size, digest, int(ok), detail))
+            row = (now(), run_id, principal, source, op, artifact_id, path, size, digest, int(ok), detail, reasoning)
+            self.queue.put(row)
 
     def _admit(self, run_id: str, principal: str) -> bool:
         if self.per_run is None:
@@ -76,7 +85,7 @@ class AuditWriter:
         detail = (
             f"this run reached {self.per_run} audit events (KERNEL_MAX_AUDIT_EVENTS_PER_RUN); later ones are counted"
         )
-        self.queue.put((now(), run_id, principal, "kernel", "audit_incomplete", None, None, None, None, 0, detail))
+        self.queue.put(gap_row(run_id, principal, detail))
         return False
 
     def end_run(self, run_id: str) -> int:
@@ -86,7 +95,7 @@ class AuditWriter:
             principal, dropped = self._dropped.pop(run_id, ("", 0))
         if dropped:
             detail = f"{dropped} events of this run were not recorded: it passed {self.per_run} audit events"
-            self.queue.put((now(), run_id, principal, "kernel", "audit_incomplete", None, None, None, None, 0, detail))
+            self.queue.put(gap_row(run_id, principal, detail))
         return dropped
 
     def record_rows(self, rows: list[Row]) -> None:

@@ -1,0 +1,3 @@
+def normalize_spaces(text: str) -> str:
+    """Collapse whitespace runs into single spaces; strip both ends."""
+    return " ".join(text.split())

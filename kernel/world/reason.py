@@ -1,0 +1,74 @@
+"""reason(prompt): a language model asked by the kernel on a run's behalf, paid in scrip per token.
+
+Only the kernel reaches a model, through the ``llm`` library and its plugins (OpenAI,
+Anthropic, Ollama, llama.cpp servers...); nothing inside a sandbox has a network. The
+model is the setting ``KERNEL_REASON_MODEL`` (``echo`` from ``llm-echo`` in the tests).
+A call's tokens are the model's reported usage, or, for a model that reports none, the
+whitespace-separated words of the prompt and the answer; the caller must be able to pay
+for the prompt and ``KERNEL_REASON_MAX_TOKENS`` of answer before the model is asked, and
+pays for what was used (burned: compute is not anybody's income).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from kernel import ledger
+from kernel.db import Database
+from kernel.errors import InsufficientFunds
+from kernel.settings import Settings
+from kernel.world.errors import NoModel
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    tokens: int
+    cost: int
+    model: str
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _ask(model_id: str, prompt: str) -> tuple[str, int | None, int | None]:
+    try:
+        import llm
+    except ImportError as exc:  # pragma: no cover - a dependency of the project
+        raise NoModel("the `llm` library is not installed; install the project's dependencies.") from exc
+    try:
+        model = llm.get_model(model_id)
+    except llm.UnknownModelError as exc:
+        raise NoModel(
+            f"KERNEL_REASON_MODEL names '{model_id}', which no installed llm plugin provides;"
+            " `llm models` lists the models."
+        ) from exc
+    try:
+        response = model.prompt(prompt)
+        text = response.text()
+        usage: Any = response.usage()
+    except Exception as exc:  # noqa: BLE001 - a model's failure is the caller's refusal, in one sentence
+        raise NoModel(f"the model '{model_id}' failed: {str(exc)[:300]}") from exc
+    return text, getattr(usage, "input", None), getattr(usage, "output", None)
+
+
+def reason(db: Database, settings: Settings, principal: str, prompt: str, run_id: str | None = None) -> Answer:
+    """Ask the configured model; charge ``principal`` per token; the answer's text."""
+    model_id = settings.reason_model
+    if not model_id:
+        raise NoModel("no language model is configured; set KERNEL_REASON_MODEL (e.g. `echo` with llm-echo).")
+    price = settings.reason_price_per_token
+    reserve = (_words(prompt) + settings.reason_max_tokens) * price
+    have = ledger.balance(db, principal)
+    if have < reserve:
+        raise InsufficientFunds(f"{principal} has {have} scrip; reason() needs {reserve} up front for this prompt.")
+    text, used_in, used_out = _ask(model_id, prompt)
+    tokens_in = used_in if used_in is not None else _words(prompt)
+    tokens_out = min(used_out if used_out is not None else _words(text), settings.reason_max_tokens)
+    tokens = tokens_in + tokens_out
+    cost = tokens * price
+    with db.transaction() as conn:
+        cost = min(cost, ledger.balance_in(conn, principal))  # spent meanwhile by another of its runs
+        ledger.move(conn, ledger.principal_account(principal), ledger.MINT, cost, kind="reason",
+                    memo=f"{tokens} tokens of {model_id}", run_id=run_id)  # fmt: skip
+    return Answer(text=text, tokens=tokens, cost=cost, model=model_id)
