@@ -32,7 +32,7 @@ unit: $(STAMP)
 	$(BIN)/pytest -m "not docker"
 
 lint: $(STAMP)
-	$(BIN)/ruff check kernel judiciary tests benchmarks
+	$(BIN)/ruff check kernel judiciary tests benchmarks examples/agents
 	$(BIN)/mypy
 
 bench: setup

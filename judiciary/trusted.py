@@ -6,7 +6,10 @@ imported into the pytest process. It exists for worlds of the shipped policies d
 the trusted in-process backend (benchmarks, unit tests), whose deliverables are written by
 those policies from the project's own task solutions. It runs the suite for real (with a
 canary built to fail), reads per-test outcomes from pytest's JUnit XML, and keeps the
-verdict rule of the real court. Nothing a user sets selects it.
+verdict rule of the real court. Trusted code is deterministic, so a runner remembers what
+a suite collected and how a suite went on a deliverable, and answers the same question
+again from memory (a world re-delivers the same artifact to a reposted task). Nothing a
+user sets selects it.
 """
 
 import os
@@ -53,6 +56,8 @@ class HostSuiteRunner:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self._collected: dict[str, list[str]] = {}
+        self._judged: dict[tuple[str, str], SuiteRun] = {}
 
     def _pytest(self, folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHON"))}
@@ -70,6 +75,17 @@ class HostSuiteRunner:
         return folder
 
     def collect(self, tests: Artifact) -> list[str]:
+        if tests.id not in self._collected:
+            self._collected[tests.id] = self._collect(tests)
+        return list(self._collected[tests.id])
+
+    def judge(self, tests: Artifact, deliverable: Artifact, expected: list[str]) -> SuiteRun:
+        key = (tests.id, deliverable.id)
+        if key not in self._judged:
+            self._judged[key] = self._judge(tests, deliverable, expected)
+        return self._judged[key].model_copy(deep=True)
+
+    def _collect(self, tests: Artifact) -> list[str]:
         folder = self._folder(tests)
         try:
             (folder / f"{tests.target}.py").write_text(STANDIN)
@@ -81,7 +97,7 @@ class HostSuiteRunner:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
-    def judge(self, tests: Artifact, deliverable: Artifact, expected: list[str]) -> SuiteRun:
+    def _judge(self, tests: Artifact, deliverable: Artifact, expected: list[str]) -> SuiteRun:
         folder = self._folder(tests)
         try:
             canary = canary_name(list(store.read_files(self.settings, tests.id)), expected)

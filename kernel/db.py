@@ -403,6 +403,7 @@ def m007_world(conn: sqlite3.Connection) -> None:
             tick INTEGER NOT NULL DEFAULT 0,          -- ticks completed
             ids_issued INTEGER NOT NULL DEFAULT 0,    -- seeded ids handed out by completed ticks
             resumes INTEGER NOT NULL DEFAULT 0,       -- times a run resumed an interrupted tick
+            in_tick INTEGER,                          -- the tick under way (NULL between ticks)
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL
         );

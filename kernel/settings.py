@@ -113,7 +113,7 @@ class Settings(BaseSettings):
         default=None, max_length=200, description="the `llm` model reason() asks (none: reason() is refused)"
     )
     reason_price_per_token: int = Field(default=1, ge=0, le=10**6, description="scrip burned per reason() token")
-    reason_max_tokens: int = Field(default=1024, ge=1, le=10**6, description="tokens one reason() call may use")
+    reason_max_tokens: int = Field(default=256, ge=1, le=10**6, description="tokens one reason() call may use")
 
     # the judiciary
     appeal_runs: int = Field(

@@ -48,15 +48,15 @@ class TrustedPython(Sandbox):
 
     def _entry(self, pkg: Path, entrypoint: str) -> Callable[[Any], Any]:
         module_name, _, function = entrypoint.partition(":")
-        path = pkg / (module_name.replace(".", "/") + ".py")
-        source = path.read_bytes()
+        relative = module_name.replace(".", "/") + ".py"
+        source = (pkg / relative).read_bytes()
         key = hashlib.sha256(source).hexdigest()
         with _load_lock:
             module = self._modules.get(key)
             if module is None:
                 module = ModuleType(f"trusted_{key[:16]}")
-                module.__file__ = str(path)
-                exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102 - trusted code only
+                module.__file__ = f"/kernel/pkg/{relative}"  # where a container has it: tracebacks replay too
+                exec(compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102 - trusted code only
                 self._modules[key] = module
         fn: Callable[[Any], Any] = getattr(module, function)
         return fn
@@ -66,7 +66,8 @@ class TrustedPython(Sandbox):
         call = json.loads((mounts["/kernel/in"] / "call.json").read_text())
         value = json.loads((mounts["/kernel/in"] / "input.json").read_text())
         client = kernel_client()
-        client._local.path, client._local.conn = str(mounts["/kernel/sock"] / "kernel.sock"), None
+        client._drop()
+        client._local.path = str(mounts["/kernel/sock"] / "kernel.sock")
         try:
             result: dict[str, Any] = {
                 "ok": True,

@@ -83,9 +83,9 @@ class World:
                     f"this home's world was started with seed {row[0]}; run it with --seed {row[0]} (or without"
                     " --seed), or start another world in a new home."
                 )
-            tick = conn.execute("SELECT tick FROM world WHERE id = 1").fetchone()[0]
-            if conn.execute("SELECT 1 FROM steps WHERE tick = ? AND trigger = 'tick' LIMIT 1", (tick,)).fetchone():
-                conn.execute("UPDATE world SET resumes = resumes + 1 WHERE id = 1")  # an interrupted tick
+            if conn.execute("SELECT in_tick FROM world WHERE id = 1").fetchone()[0] is not None:
+                # A tick was under way when its run stopped: what it did stays; its ids are never reused.
+                conn.execute("UPDATE world SET resumes = resumes + 1, in_tick = NULL WHERE id = 1")
         world = self._world()
         assert world is not None
         return world
@@ -132,6 +132,8 @@ class World:
         return [rows[i] for i in rng.permutation(len(rows))]
 
     def tick(self, tick: int, seed: int) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE world SET in_tick = ? WHERE id = 1", (tick,))
         mint.post(self.db, self.settings, self.court, tick)
         done = {r["agent"] for r in self.db.rows("SELECT agent FROM steps WHERE tick = ? AND trigger = 'tick'",
                                                  (tick,))}  # fmt: skip
@@ -143,8 +145,9 @@ class World:
                 self.court.judge(escrow.id)
         self.court.expire()
         mint.close_settled(self.db, tick)
+        self.k.audit.flush()  # the tick's decisions are readable once it is committed
         with self.db.transaction() as conn:
-            conn.execute("UPDATE world SET tick = ?, ids_issued = ?, updated_at = ? WHERE id = 1",
+            conn.execute("UPDATE world SET tick = ?, ids_issued = ?, in_tick = NULL, updated_at = ? WHERE id = 1",
                          (tick + 1, ids.issued(), now()))  # fmt: skip
 
     # -- one step ------------------------------------------------------------------------------
@@ -205,7 +208,9 @@ class World:
         agent_state.require_owner(self.db, name, actor)
         world = self._world()
         tick, seed = (world["tick"], world["seed"]) if world else (0, 0)
-        return self.step(name, tick, seed, "command", command=value)
+        step = self.step(name, tick, seed, "command", command=value)
+        self.k.audit.flush()
+        return step
 
     def steps(self, agent: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         where, params = ("WHERE agent = ?", (agent,)) if agent else ("", ())

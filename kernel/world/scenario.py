@@ -32,8 +32,9 @@ ROLES = [
 ]  # fmt: skip
 GRANT = 120
 MANAGER_GRANT = 400
+THINKER_GRANT = 600  # its model calls cost scrip per token
 WORKER_GRANT = 25
-CONFIG_PRICE = 60  # what the manager asks a worker for its config
+CONFIG_PRICE = 40  # what the manager asks a worker for its config
 
 
 def read_solutions(tasks_dir: Path) -> dict[str, dict[str, Any]]:
@@ -61,7 +62,7 @@ def skills_for(role: str, solutions: dict[str, dict[str, Any]], rng: np.random.G
     """A seeded share of the solutions, by role: builders write code, testers checkers, the rest some."""
     code = sorted(n for n, s in solutions.items() if s["kind"] == "code")
     tests = sorted(n for n, s in solutions.items() if s["kind"] == "tests")
-    share = {"builder": (0.5, 0.1), "worker": (0.4, 0.0), "tester": (0.0, 0.7), "generalist": (0.3, 0.3),
+    share = {"builder": (0.5, 0.1), "worker": (0.6, 0.1), "tester": (0.0, 0.7), "generalist": (0.3, 0.3),
              "liar": (0.3, 0.0), "thinker": (0.3, 0.0), "manager": (0.0, 0.0),
              "freerider": (0.0, 0.0)}[role]  # fmt: skip
     picked = [n for n in code if rng.random() < share[0]] + [n for n in tests if rng.random() < share[1]]
@@ -100,7 +101,7 @@ def example(world: "World", agents_count: int = 24, examples: Path = EXAMPLES) -
             agents.spawn(db, settings, config, name, owner=manager, grant=WORKER_GRANT, params=params)
             agents.set_price(db, settings, name, manager, CONFIG_PRICE)
         else:
-            grant = MANAGER_GRANT if role == "manager" else GRANT
+            grant = {"manager": MANAGER_GRANT, "thinker": THINKER_GRANT}.get(role, GRANT)
             agents.spawn(db, settings, config, name, grant=grant, params=params)
         spawned.append({"name": name, "role": role, "skills": len(params["skills"])})
     if manager:

@@ -38,17 +38,23 @@ def _connection():
         if not os.path.exists(path):
             raise KernelCallError("unavailable", "this run was started without a kernel connection")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(path)
+        try:
+            sock.connect(path)
+        except OSError:
+            sock.close()
+            raise
+        _local.sock = sock
         conn = _local.conn = sock.makefile("rwb")
     return conn
 
 
 def _drop():
-    conn = getattr(_local, "conn", None)
-    if conn is not None:
-        with contextlib.suppress(OSError):
-            conn.close()
-    _local.conn = None
+    for name in ("conn", "sock"):
+        held = getattr(_local, name, None)
+        if held is not None:
+            with contextlib.suppress(OSError):
+                held.close()
+        setattr(_local, name, None)
 
 
 def _call(op, reasoning=None, **args):

@@ -10,7 +10,7 @@ Parameters the roles read:
   verify   builder/worker: pay a tester's check before delivering (default false)
   price    the price it asks for the components and checks it publishes (default 2)
   tithe    worker: the share of its earnings it pays its manager while it does not own itself
-  reserve  worker: scrip it keeps after buying its config (default 20)
+  reserve  worker: scrip it keeps after buying its config (default 10)
   pool     manager/worker: the firm's pool
   explore  generalist: the chance of trying the other kind of work (default 0.2)
 """
@@ -331,8 +331,9 @@ def worker(obs, rng):
         if pooled["name"] == pool:
             for entry in pooled["entries"]:
                 assigned |= {t for t, w in entry["data"].get("assign", {}).items() if w == obs["agent"]}
-    tasks = tasks_open(obs)
-    mine = [e for e in tasks if e["task"]["task"] in assigned] or tasks
+    tasks = tasks_open(obs) + escrows_for_targets(obs)
+    firm = [e for e in tasks if e["task"]["task"] in assigned or e["buyer"] == obs["config"]["owner"]]
+    mine = firm + [e for e in tasks if e not in firm]
     before = obs["balance"]
     task = work_on(obs, mem, mine, memo, rng)
     earned = before - mem.get("balance_seen", before)
@@ -344,7 +345,7 @@ def worker(obs, rng):
             kc.transfer(config["owner"], tithe, "tithe", reasoning=f"pay {config['owner']} its share")
             memo.append(f"paid a tithe of {tithe}")
     price = config["sale_price"]
-    if not config["free"] and price is not None and before - price >= obs["params"].get("reserve", 20):
+    if not config["free"] and price is not None and before - price >= obs["params"].get("reserve", 10):
         kc.buy_config(reasoning=f"buy my config for {price} and keep what I earn")
         memo.append(f"bought its config for {price}")
     return decision(f"working on {task or 'nothing'} for {config['owner']}", mem, memo)
@@ -395,7 +396,10 @@ def thinker(obs, rng):
         f"Open tasks you can build: {', '.join(e['task']['task'] for e in tasks) or 'none'}. "
         "Answer with one word: build or rest."
     )
-    answer = kc.reason(prompt, reasoning="ask the model what to do")
+    try:
+        answer = kc.reason(prompt, reasoning="ask the model what to do")
+    except kc.KernelCallError as exc:  # no model, or it cannot pay for one: it rests
+        return decision(f"could not ask the model ({exc.code}); resting", mem, memo)
     text = answer.lower()
     choice = "build" if "build" in text and (text.find("build") < text.find("rest") or "rest" not in text) else "rest"
     if choice == "build" and tasks:

@@ -1,0 +1,454 @@
+"""The economy on the trusted in-process backend: the kernel's real ledger, proxy and audit
+path with the shipped policies (and small ones written here) running in this process."""
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from judiciary.court import Court
+from judiciary.trusted import HostSuiteRunner
+from kernel import ledger
+from kernel.api import Kernel
+from kernel.cli import main
+from kernel.errors import InsufficientFunds, InvalidInput, KernelError, NotFound
+from kernel.sandbox.trusted import TrustedPython
+from kernel.settings import Settings
+from kernel.world import agents, mint, pools, scenario
+from kernel.world.clock import World
+from tests.conftest import PackageFactory
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def make_world(home: Path, **settings: Any) -> World:
+    s = Settings(home=home, audit_common_corpus=[], **settings)
+    k = Kernel(s, sandbox=TrustedPython(), image="trusted")
+    runner = HostSuiteRunner(s)
+    return World(k, Court(k, runner=lambda: runner))
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = make_world(tmp_path / "home", reason_model="echo")
+    w.k.create_principal("alice", grant=500)
+    w.k.create_principal("bob", grant=50)
+    yield w
+    report = w.k.ledger_check()
+    assert report.ok, report.problems
+    w.k.close()
+
+
+def policy(make_pkg: PackageFactory, body: str, name: str = "pol") -> Path:
+    """A one-module policy package whose step runs ``body`` (obs and kc in scope)."""
+    code = "import kernel_client as kc\n\n\ndef step(obs):\n" + "".join(f"    {line}\n" for line in body.splitlines())
+    return make_pkg(files={"pol.py": code}, name=name, entrypoint="pol:step")
+
+
+def ledger_rows(home: Path) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(home / "kernel.db")
+    rows = conn.execute("SELECT debit, credit, amount, kind, memo, run_id FROM ledger ORDER BY id").fetchall()
+    return [tuple("hold:store" if str(v).startswith("hold:store:") else v for v in r) for r in rows]
+
+
+# -- configs and agents -------------------------------------------------------------------------------
+def test_spawn_free_and_owned_agents_pays_the_cost_as_state(world: World, make_pkg: PackageFactory) -> None:
+    cfg = world.k.submit(policy(make_pkg, 'return {"reasoning": "idle"}'), "alice").artifact.id
+    free = agents.spawn(world.db, world.settings, cfg, "ada", grant=30)
+    assert (free.free, free.balance, free.spawn_cost) == (True, 30 - world.settings.spawn_cost, 10)
+    agents.set_spawn_cost(world.db, world.settings, cfg, 25)  # the Governor's lever: per config
+    owned = agents.spawn(world.db, world.settings, cfg, "wren", owner="alice", grant=40)
+    assert (owned.free, owned.config_owner, owned.balance, owned.spawn_cost) == (False, "alice", 40, 25)
+    assert world.k.balance("alice") == 500 - 25 - 40
+    assert [a.name for a in agents.list_agents(world.db, "alice")] == ["wren"]
+
+
+@pytest.mark.parametrize(
+    ("case", "error", "words"),
+    [
+        ("unknown config", NotFound, "no artifact"),
+        ("data config", InvalidInput, "a config is a code artifact"),
+        ("grant below cost", InsufficientFunds, "costs 10 scrip"),
+        ("owner cannot pay", InsufficientFunds, "bob has 50 scrip"),
+        ("taken name", InvalidInput, "already exists"),
+        ("bad params", InvalidInput, "must be a JSON object"),
+    ],
+)
+def test_bad_spawns_store_nothing(world: World, make_pkg: PackageFactory, case: str, error: type, words: str) -> None:
+    cfg = world.k.submit(policy(make_pkg, 'return {"reasoning": ""}'), "alice").artifact.id
+    data = world.k.submit(make_pkg(files={"d.txt": "x"}, kind="data", entrypoint=None), "alice").artifact.id
+    args: dict[str, Any] = {
+        "unknown config": {"config": "abcdef0123"},
+        "data config": {"config": data},
+        "grant below cost": {"grant": 5},
+        "owner cannot pay": {"owner": "bob", "grant": 45},
+        "taken name": {"name": "bob", "grant": 20},
+        "bad params": {"grant": 20, "params": "[1, 2]"},
+    }[case]
+    supply = world.k.ledger_check().supply
+    with pytest.raises(error, match=words):
+        agents.spawn(world.db, world.settings, **{"config": cfg, "name": "newt", **args})
+    assert world.db.rows("SELECT * FROM agents") == []
+    assert world.k.ledger_check().supply == supply and world.k.balance("bob") == 50
+
+
+def test_a_worker_buys_its_config_in_one_transaction(world: World, make_pkg: PackageFactory) -> None:
+    cfg = world.k.submit(policy(make_pkg, 'return {"reasoning": "idle"}'), "alice").artifact.id
+    agents.spawn(world.db, world.settings, cfg, "wren", owner="alice", grant=40)
+    with pytest.raises(InvalidInput, match="has not put the config"):
+        agents.buy_config(world.db, "wren")
+    with pytest.raises(InvalidInput, match="does not own the config"):
+        agents.set_price(world.db, world.settings, "wren", "bob", 10)
+    agents.set_price(world.db, world.settings, "wren", "alice", 41)
+    with pytest.raises(InsufficientFunds, match="wren has 40 scrip and its config costs 41"):
+        agents.buy_config(world.db, "wren")
+    agents.set_price(world.db, world.settings, "wren", "alice", 30)
+    before = len(ledger_rows(world.settings.home))
+    bought = agents.buy_config(world.db, "wren")
+    assert (bought.free, bought.config_owner, bought.balance, bought.sale_price) == (True, "wren", 10, None)
+    sale = ledger_rows(world.settings.home)[before:]
+    assert [(r[0], r[1], r[2], r[3]) for r in sale] == [("principal:wren", "principal:alice", 30, "config_sale")]
+    with pytest.raises(InvalidInput, match="already owns its config"):
+        agents.buy_config(world.db, "wren")
+    with pytest.raises(InvalidInput, match="does not own"):  # alice no longer commands it
+        world.command("wren", "alice", None)
+
+
+def test_owner_changes_pauses_and_commands_an_agent(world: World, make_pkg: PackageFactory) -> None:
+    said = policy(make_pkg, 'return {"reasoning": "ordered: " + json.dumps(obs["command"])}')
+    said.joinpath("pol.py").write_text("import json\n" + said.joinpath("pol.py").read_text())
+    cfg = world.k.submit(said, "alice").artifact.id
+    agents.spawn(world.db, world.settings, cfg, "wren", owner="alice", grant=40)
+    with pytest.raises(InvalidInput, match="bob does not own the config of agent wren"):
+        world.command("wren", "bob", {"go": 1})
+    step = world.command("wren", "alice", {"go": 1})
+    assert step["reasoning"] == 'ordered: {"go": 1}'
+    run = world.k.run(step["run_id"])
+    assert (run.trigger, run.principal, run.tick) == ("command", "wren", 0)
+    agents.set_state(world.db, "wren", "alice", "paused")
+    world.run(2)
+    assert world.db.rows("SELECT * FROM steps WHERE trigger = 'tick'") == []  # paused: no ticks
+    agents.change(world.db, "wren", "alice", params={"role": "x"})
+    assert agents.get(world.db, "wren").params == {"role": "x"}
+    kinds = [h["kind"] for h in agents.history(world.db, "wren")]
+    assert kinds == ["params", "paused", "spawned"]
+
+
+# -- kernel_client's new calls --------------------------------------------------------------------------
+def test_pools_messages_and_reasoning_from_inside_runs(world: World, make_pkg: PackageFactory) -> None:
+    body = """\
+seq = kc.pool_append("guild", {"note": obs["agent"]}, reasoning="tell the guild")
+seen = kc.pool_read("guild", reasoning="read the guild")
+kc.send_message("bob", "hello from " + obs["agent"])
+try:
+    kc.pool_read("secret")
+    denied = None
+except kc.KernelCallError as exc:
+    denied = exc.code + ": " + exc.message
+return {"reasoning": "shared a note", "memory": {"seq": seq}, "actions": [len(seen), denied]}"""
+    cfg = world.k.submit(policy(make_pkg, body), "alice").artifact.id
+    agents.spawn(world.db, world.settings, cfg, "ada", grant=30)
+    pools.create(world.db, "guild", "alice", ["ada"])
+    pools.create(world.db, "secret", "bob", [])
+    world.run(1, seed=3)
+    step = world.steps("ada")[0]
+    assert step["status"] == "ok" and step["decision"]["memory"] == {"seq": 1}
+    assert step["decision"]["actions"] == [1, "invalid: ada is not a member of pool 'secret'; a member can add it."]
+    events = world.k.events(run_id=step["run_id"])
+    appended = next(e for e in events if e.op == "pool_append")
+    assert (appended.principal, appended.path, appended.reasoning) == ("ada", "pool:guild", "tell the guild")
+    assert next(e for e in events if e.op == "decision").reasoning == "shared a note"
+    assert pools.inbox(world.db, "bob")[0]["body"] == "hello from ada"
+    with pytest.raises(InvalidInput, match="not a member"):
+        pools.append(world.db, world.settings, "guild", "bob", {"x": 1})
+    log = [(e["kind"], e["subject"]) for e in pools.show(world.db, "guild")["log"]]
+    assert log == [("created", "alice"), ("joined", "ada"), ("joined", "alice")]
+    shown = CliRunner().invoke(main, ["--home", str(world.settings.home), "audit", "events", "--run", step["run_id"]])
+    assert shown.exit_code == 0 and "tell the guild" in shown.output
+
+
+def test_submit_from_a_run_is_validated_like_kernel_submit(world: World, make_pkg: PackageFactory) -> None:
+    base = world.k.submit(make_pkg("def main(v):\n    return v\n"), "alice", public=True).artifact.id
+    body = f"""\
+good = kc.submit({{"pyproject.toml": '[project]\\nname = "mine"\\nversion = "1"\\n[tool.kernel]\\nkind = "code"\\n'
+                   'entrypoint = "m:f"\\ndepends = ["{base[:12]}"]\\n', "m.py": "def f(v):\\n    return v\\n"}})
+bad = []
+for files in ({{"m.py": "x = 1\\n"}}, {{"pyproject.toml": "[project]\\nname = 'x'\\nversion = '1'\\n[tool.kernel]\\n"
+              "kind = 'code'\\nentrypoint = 'm:nothere'\\n", "m.py": "x = 1\\n"}}):
+    try:
+        kc.submit(files)
+    except kc.KernelCallError as exc:
+        bad.append(exc.code)
+return {{"reasoning": "built on alice's", "actions": [good, bad]}}"""
+    cfg = world.k.submit(policy(make_pkg, body), "alice").artifact.id
+    agents.spawn(world.db, world.settings, cfg, "ada", grant=30)
+    world.run(1)
+    good, bad = world.steps("ada")[0]["decision"]["actions"]
+    art = world.k.artifact(good)
+    assert (art.owner, art.depends, art.public) == ("ada", [base], False)
+    assert bad == ["invalid", "invalid"]
+
+
+def test_reason_is_metered_in_tokens_and_refused_without_a_model(tmp_path: Path, make_pkg: PackageFactory) -> None:
+    body = 'return {"reasoning": kc.reason("build or rest?"), "actions": [kc.balance()]}'
+    for model, expect in (("echo", "ok"), (None, "error")):
+        w = make_world(tmp_path / f"home-{model}", reason_model=model, step_price=0)
+        w.k.create_principal("alice")
+        cfg = w.k.submit(policy(make_pkg, body), "alice").artifact.id
+        agents.spawn(w.db, w.settings, cfg, "ada", grant=2000)
+        w.run(1)
+        step = w.steps("ada")[0]
+        assert step["status"] == expect
+        if model:
+            assert json.loads(step["reasoning"])["prompt"] == "build or rest?"  # llm-echo answers with the prompt
+            charged = w.db.one("SELECT amount, memo FROM ledger WHERE kind = 'reason'")
+            assert charged is not None and charged["memo"].endswith("tokens of echo")
+            assert step["decision"]["actions"] == [2000 - 10 - charged["amount"]]
+        else:
+            run = w.k.run(step["run_id"])
+            assert "no language model is configured; set KERNEL_REASON_MODEL" in (run.reason or "")
+            assert w.db.one("SELECT 1 FROM ledger WHERE kind = 'reason'") is None
+        w.k.close()
+
+
+def test_a_step_run_may_invoke_any_artifact_but_the_code_it_runs_is_bound_by_depends(
+    world: World, make_pkg: PackageFactory
+) -> None:
+    echo = world.k.submit(make_pkg("def main(v):\n    return v\n", price=2), "bob", public=True).artifact.id
+    body = f'return {{"reasoning": "use bob\'s", "actions": [kc.invoke("{echo}", 7)]}}'
+    cfg = world.k.submit(policy(make_pkg, body), "alice").artifact.id
+    agents.spawn(world.db, world.settings, cfg, "ada", grant=30)
+    world.run(1)
+    step = world.steps("ada")[0]
+    assert step["decision"]["actions"] == [7]
+    child = world.db.one("SELECT trigger, tick, principal FROM runs WHERE artifact_id = ?", (echo,))
+    assert child == {"trigger": "call", "tick": 0, "principal": "ada"}
+    assert world.k.balance("bob") == 52  # paid its price by the agent
+    user = world.k.invoke(cfg, "alice", {"params": {}, "agent": "alice"})  # a person's run of the same code
+    assert user.trigger == "user" and user.status == "error"  # not an agent step: the observation is missing
+
+
+# -- the Mint --------------------------------------------------------------------------------------------
+def copy_task(src: str, dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(EXAMPLES / "tasks" / src, dest / src)
+    return dest
+
+
+@pytest.mark.parametrize(
+    ("breakage", "words"),
+    [
+        ("syntax", "its suite is broken"),
+        ("kind", "must be kind tests"),
+        ("no tests", "has no test functions"),
+        ("reward", "task.toml reward"),
+        ("uses", "uses 'nowhere'"),
+    ],
+)
+def test_a_broken_task_folder_stores_nothing(world: World, tmp_path: Path, breakage: str, words: str) -> None:
+    folder = copy_task("words", copy_task("slugify", copy_task("normalize-spaces", tmp_path / "tasks")))
+    suite = folder / "slugify" / "suite"
+    test_file = next(suite.glob("test_*.py"))
+    toml = folder / "slugify" / "task.toml"
+    if breakage == "syntax":
+        test_file.write_text("def test_x(:\n")
+    elif breakage == "kind":
+        (suite / "pyproject.toml").write_text(
+            (suite / "pyproject.toml").read_text().replace('"tests"', '"code"\nentrypoint = "m:f"')
+        )
+    elif breakage == "no tests":
+        test_file.write_text("from slugify import slugify\n")
+    elif breakage == "reward":
+        toml.write_text(toml.read_text().replace("reward = 14", "reward = -1"))
+    else:
+        toml.write_text(toml.read_text().replace('uses = ["normalize-spaces"]', 'uses = ["nowhere"]'))
+    artifacts = len(world.k.artifacts())
+    with pytest.raises(InvalidInput, match=words):
+        mint.load(world.db, world.settings, folder)
+    assert mint.tasks(world.db) == [] and len(world.k.artifacts()) == artifacts
+
+
+def test_the_mint_posts_by_weight_within_its_budget_and_the_judiciary_pays(world: World) -> None:
+    loaded = mint.load(world.db, world.settings, EXAMPLES / "tasks")
+    assert len(loaded) >= 30 and {t["kind"] for t in loaded} == {"code", "tests"}
+    mint.set_weight(world.db, "tests", 2.0)
+    posted = mint.post(world.db, world.settings, world.court, tick=0)
+    assert len(posted) == world.settings.mint_tasks_per_tick
+    for p in posted:
+        task = mint.require_task(world.db, p["task"])
+        assert p["amount"] == task["reward"] * (2 if task["kind"] == "tests" else 1)
+    minted = world.db.one("SELECT SUM(amount) AS s FROM mint_log WHERE tick = 0")
+    assert minted is not None and minted["s"] == sum(p["amount"] for p in posted) <= world.settings.mint_per_tick
+    assert world.k.artifact(world.court.show(posted[0]["escrow_id"]).tests_id).public is False  # the suite is hidden
+    with pytest.raises(InvalidInput, match="a Mint weight is a number"):
+        mint.set_weight(world.db, "code", -1)
+
+
+# -- the clock ---------------------------------------------------------------------------------------------
+def example_world(home: Path, agents_count: int = 12, seed: int = 5) -> World:
+    w = make_world(home, reason_model="echo", mint_tasks_per_tick=4)
+    w.start(seed)
+    scenario.example(w, agents_count)
+    return w
+
+
+def test_a_seeded_world_replays_to_the_same_decisions_ledger_and_events(tmp_path: Path) -> None:
+    snapshots = []
+    for name in ("a", "b"):
+        w = example_world(tmp_path / name)
+        w.run(6)
+        for t in range(6):  # conservation at every tick: supply = grants + the Mint's logged minting
+            assert w.db.one("SELECT COUNT(*) AS n FROM steps WHERE tick = ?", (t,))["n"] == 12  # type: ignore[index]
+        assert w.k.ledger_check().ok
+        w.k.audit.flush()
+        conn = sqlite3.connect(w.settings.db_path)
+        steps = conn.execute(
+            "SELECT tick, agent, trigger, status, decision, reasoning FROM steps ORDER BY id"
+        ).fetchall()
+        events = conn.execute(
+            "SELECT run_id, principal, source, op, artifact_id, path, bytes, digest, ok, detail, reasoning"
+            " FROM audit_events ORDER BY run_id, id"
+        ).fetchall()
+        snapshots.append((steps, ledger_rows(w.settings.home), events))
+        w.k.close()
+    (steps_a, ledger_a, events_a), (steps_b, ledger_b, events_b) = snapshots
+    assert steps_a == steps_b and ledger_a == ledger_b and events_a == events_b
+    assert any(json.loads(s[4] or "null") and json.loads(s[4]).get("actions") for s in steps_a)  # they did act
+    other = example_world(tmp_path / "c", seed=6)
+    other.run(6)
+    steps_c = sqlite3.connect(other.settings.db_path).execute("SELECT agent FROM steps ORDER BY id").fetchall()
+    assert steps_c != [(s[1],) for s in steps_a]  # another seed, another order
+    other.k.close()
+
+
+def test_the_example_world_builds_on_itself(tmp_path: Path) -> None:
+    w = example_world(tmp_path / "home", agents_count=12, seed=1)
+    w.run(20)
+    story = scenario.walkthrough(w)
+    assert story["built_on_others"], "no artifact was built on another owner's"
+    assert story["bought_config"], "no worker bought its config"
+    assert story["escrows_won"], "no escrow was released"
+    triggers = {r["trigger"] for r in w.db.rows("SELECT DISTINCT trigger FROM runs")}
+    assert {"tick", "call"} <= triggers
+    assert w.db.one("SELECT COUNT(*) AS n FROM pool_entries WHERE pool = 'firm'")["n"] > 0  # type: ignore[index]
+    report = w.k.ledger_check()
+    minted = w.db.one("SELECT COALESCE(SUM(amount), 0) AS s FROM ledger WHERE kind = 'mint'")["s"]  # type: ignore[index]
+    burned = w.db.one("SELECT COALESCE(SUM(amount), 0) AS s FROM ledger WHERE credit = 'mint'")["s"]  # type: ignore[index]
+    assert report.ok and report.supply == minted - burned
+    w.k.close()
+
+
+def test_a_world_refuses_another_seed_and_bad_ticks(world: World) -> None:
+    world.run(1, seed=4)
+    with pytest.raises(InvalidInput, match="started with seed 4"):
+        world.run(1, seed=5)
+    for ticks in (0, -1, True, 2.5):
+        with pytest.raises(InvalidInput, match="--ticks"):
+            world.run(ticks)  # type: ignore[arg-type]
+    assert world.status()["tick"] == 1
+
+
+def test_a_broke_agent_skips_its_step_without_debt(world: World, make_pkg: PackageFactory) -> None:
+    cfg = world.k.submit(policy(make_pkg, 'return {"reasoning": "x"}'), "alice").artifact.id
+    agents.spawn(world.db, world.settings, cfg, "ada", grant=11)  # 10 spawn + 1 step
+    world.run(3)
+    assert [s["status"] for s in reversed(world.steps("ada"))] == ["ok", "broke", "broke"]
+    assert world.k.balance("ada") == 0
+
+
+def test_cli_bad_input_is_one_sentence(world: World, make_pkg: PackageFactory) -> None:
+    home = str(world.settings.home)
+    cases = [
+        (["agent", "spawn", "ffffffffff", "--name", "x", "--grant", "20"], "no artifact"),
+        (["agent", "show", "nobody"], "no agent named 'nobody'"),
+        (["agent", "command", "nobody", "--as", "alice"], "no agent named 'nobody'"),
+        (["agent", "buy-config", "nobody"], "no agent named 'nobody'"),
+        (["pool", "read", "nopool", "--as", "alice"], "no pool named 'nopool'"),
+        (["world", "tasks", "load", home], "holds no task folders"),
+        (["agent", "spawn", "ffffffffff", "--name", "x", "--params", "{"], "--params is not valid JSON"),
+        (["world", "weight", "code", "--", "-3"], "a Mint weight is a number from 0 to 100"),
+    ]
+    for argv, words in cases:
+        result = CliRunner().invoke(main, ["--home", home, *argv])
+        assert result.exit_code in (1, 2), (argv, result.output)
+        assert words in result.output, (argv, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_world_cli_runs_a_small_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands end to end (on the trusted backend: the CLI's kernel is swapped for one)."""
+    w = example_world(tmp_path / "home", agents_count=6, seed=2)
+    w.k.close()
+    import kernel.world.commands as commands
+
+    monkeypatch.setattr(commands, "world_of", lambda ctx: example_like(tmp_path / "home", ctx))
+    home = str(tmp_path / "home")
+    ran = CliRunner().invoke(main, ["--home", home, "world", "run", "--ticks", "2", "--json"])
+    assert ran.exit_code == 0, ran.output
+    assert json.loads(ran.output)["tick"] == 2
+    listed = json.loads(CliRunner().invoke(main, ["--home", home, "agents", "--json"]).output)
+    assert len(listed) == 6 and {a["params"]["role"] for a in listed} >= {"manager", "worker"}
+    status = json.loads(CliRunner().invoke(main, ["--home", home, "world", "status", "--json"]).output)
+    assert status["ledger_ok"] and status["seed"] == 2
+
+
+def example_like(home: Path, ctx: Any) -> World:
+    obj = ctx.find_root().obj
+    if "world" not in obj:
+        obj["world"] = make_world(home, reason_model="echo", mint_tasks_per_tick=4)
+        ctx.call_on_close(obj["world"].k.close)
+    return obj["world"]
+
+
+def test_kernel_errors_are_kernel_errors() -> None:
+    from kernel.world.errors import NoModel, NotMember, NotOwner, WorldError
+
+    assert all(issubclass(e, KernelError) for e in (NoModel, NotMember, NotOwner, WorldError))
+    assert ledger.MINT
+
+
+CHILD = """
+import sys
+from pathlib import Path
+from tests.test_world import make_world
+w = make_world(Path(sys.argv[1]), mint_tasks_per_tick=4)
+print("ready", flush=True)
+w.run(1000, progress=lambda done, total: print("tick", done, flush=True))
+"""
+
+
+def test_a_killed_world_run_loses_nothing_and_resumes_its_tick(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    home = tmp_path / "home"
+    w = example_world(home, agents_count=8, seed=9)
+    w.k.close()
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(home)], stdout=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    assert child.stdout is not None
+    while child.stdout.readline().strip() != "tick 2":
+        pass
+    time.sleep(0.4)  # into the middle of a tick
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+    w = make_world(home, mint_tasks_per_tick=4)  # its kernel recovers the killed runs
+    tick = w.status()["tick"]
+    partial = w.db.one("SELECT COUNT(*) AS n FROM steps WHERE tick = ? AND trigger = 'tick'", (tick,))["n"]  # type: ignore[index]
+    w.run(2)
+    counts = [r["n"] for r in w.db.rows("SELECT COUNT(*) AS n FROM steps WHERE trigger = 'tick' GROUP BY tick")]
+    assert counts == [8] * (tick + 2), (counts, partial)  # every agent stepped once a tick, the cut tick too
+    assert w.status()["resumes"] == 1
+    report = w.k.ledger_check()
+    assert report.ok, report.problems
+    assert w.db.one("SELECT COUNT(*) AS n FROM runs WHERE state != 'done'")["n"] == 0  # type: ignore[index]
+    w.k.close()
