@@ -258,9 +258,8 @@ def test_a_broken_task_folder_stores_nothing(world: World, tmp_path: Path, break
     if breakage == "syntax":
         test_file.write_text("def test_x(:\n")
     elif breakage == "kind":
-        (suite / "pyproject.toml").write_text(
-            (suite / "pyproject.toml").read_text().replace('"tests"', '"code"\nentrypoint = "m:f"')
-        )
+        manifest = (suite / "pyproject.toml").read_text()
+        (suite / "pyproject.toml").write_text(manifest.replace('"tests"', '"code"\nentrypoint = "m:f"'))
     elif breakage == "no tests":
         test_file.write_text("from slugify import slugify\n")
     elif breakage == "reward":
@@ -303,7 +302,8 @@ def test_a_seeded_world_replays_to_the_same_decisions_ledger_and_events(tmp_path
         w = example_world(tmp_path / name)
         w.run(6)
         for t in range(6):  # conservation at every tick: supply = grants + the Mint's logged minting
-            assert w.db.one("SELECT COUNT(*) AS n FROM steps WHERE tick = ?", (t,))["n"] == 12  # type: ignore[index]
+            stepped = w.db.one("SELECT COUNT(*) AS n FROM steps WHERE tick = ?", (t,))
+            assert stepped is not None and stepped["n"] == 12
         assert w.k.ledger_check().ok
         w.k.audit.flush()
         conn = sqlite3.connect(w.settings.db_path)
