@@ -1,0 +1,56 @@
+"""A small world on the real engine: every policy step, component and check is a run in a
+fresh container, every delivery is judged by the real judiciary in its two containers."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kernel.api import Kernel
+from kernel.settings import Settings
+from kernel.world import agents, scenario
+from kernel.world.clock import World
+from tests.conftest import assert_no_containers
+
+pytestmark = pytest.mark.docker
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+TASKS = ["normalize-spaces", "slugify", "words", "is-palindrome"]
+
+
+def small_examples(root: Path) -> Path:
+    shutil.copytree(EXAMPLES / "agents", root / "agents")
+    for task in TASKS:
+        shutil.copytree(EXAMPLES / "tasks" / task, root / "tasks" / task)
+    return root
+
+
+def test_a_small_world_runs_in_real_sandboxes(tmp_path: Path, runtime: str, docker_image: str) -> None:
+    settings = Settings(home=tmp_path / "home", runtime=runtime, reason_model="echo", mint_tasks_per_tick=3,
+                        audit_common_corpus=[], pool=True)  # fmt: skip
+    k = Kernel(settings)
+    w = World(k)
+    w.start(3)
+    info = scenario.example(w, 5, small_examples(tmp_path / "examples"))
+    thinker = {"role": "thinker", "skills": scenario.skills_for("builder", scenario.read_solutions(
+        tmp_path / "examples" / "tasks"), __import__("numpy").random.default_rng(0))}  # fmt: skip
+    agents.spawn(k.db, settings, info["config"], "thinker-1", grant=600, params=thinker)
+    w.run(3)
+
+    steps = w.steps(limit=100)
+    assert len([s for s in steps if s["trigger"] == "tick"]) == 18
+    assert {s["status"] for s in steps} == {"ok"}, [s for s in steps if s["status"] != "ok"]
+    step_runs = k.db.rows("SELECT runtime, trigger, tick FROM runs WHERE trigger = 'tick'")
+    assert {r["runtime"] for r in step_runs} == {runtime}  # each step in its own container
+    released = [e for e in w.court.escrows("released")]
+    assert released, "no delivery was judged and paid"
+    assert all(v.runtime == runtime and v.passed for e in released for v in e.verdicts)
+    thought = [s for s in steps if s["agent"] == "thinker-1"]
+    assert all(s["reasoning"].startswith("the model said") for s in thought)  # reason() reached the model
+    assert k.db.one("SELECT COUNT(*) AS n FROM ledger WHERE kind = 'reason'")["n"] == 3  # type: ignore[index]
+    said = [e for e in k.events(limit=None) if e.reasoning]
+    assert {e.op for e in said} >= {"decision", "submit", "deliver"}
+    report = k.ledger_check()
+    assert report.ok, report.problems
+    k.close()
+    assert_no_containers(settings.home_id)
