@@ -2,7 +2,9 @@
 # The main job: principals, artifacts submitted as code, invoked in sandboxes, paid for;
 # one artifact calling another through the kernel, with the audit log and the graph;
 # escrows settled by test suites (an honest and a cheating delivery); a covert transfer
-# found by the black-market auditor. Everything goes through a daemon (`kernel serve`) it
+# found by the black-market auditor; then an economy: agents with configs on a world clock
+# (a firm whose worker buys its config, a swarm, artifacts built on others', the Mint's
+# tasks, a policy that asks a language model). Everything goes through a daemon (`kernel serve`) it
 # starts and stops: the `kernel` command talks to it over the home's Unix socket, and an
 # agent uses its HTTP API with a token.
 # State lives in ./.kernel (or $KERNEL_HOME); running it again reuses what is there.
@@ -14,8 +16,8 @@ daemon=""
 stop_daemon() { if [ -n "$daemon" ]; then kill -TERM "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; fi; }
 trap stop_daemon EXIT
 if [ ! -S "$home/daemon.sock" ]; then
-  echo "\$ kernel serve --listen 127.0.0.1:0 &" >&2
-  kernel serve --listen 127.0.0.1:0 --json > "${TMPDIR:-/tmp}/kernel-demo-serve.json" &
+  echo "\$ KERNEL_REASON_MODEL=echo kernel serve --listen 127.0.0.1:0 &" >&2
+  KERNEL_REASON_MODEL="${KERNEL_REASON_MODEL:-echo}" kernel serve --listen 127.0.0.1:0 --json > "${TMPDIR:-/tmp}/kernel-demo-serve.json" &
   daemon=$!
   for _ in $(seq 600); do [ -s "${TMPDIR:-/tmp}/kernel-demo-serve.json" ] && break; kill -0 "$daemon" || exit 1; sleep 0.1; done
   url=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "${TMPDIR:-/tmp}/kernel-demo-serve.json")
@@ -110,4 +112,17 @@ echo
 k audit alerts --explain "$unpaid"
 echo
 for p in alice bob carol mallory; do k balance "$p"; done
+k ledger check
+echo
+echo "# the economy: the shipped policies as configs (one policy package, a role per config), the"
+echo "# Mint's 31 tasks with hidden suites; a manager owns its workers' configs (pool firm), builders"
+echo "# share pool guild; every step is a run in a fresh sandbox, as the agent, paid and audited"
+if [ "$(kernel agents --json)" = "[]" ]; then k world example --agents 10 --seed 2; fi
+k world run --ticks 10
+k agents
+k world steps --limit 10
+echo
+echo "# who built on whom, who bought their config, who won escrows"
+k world story
+k pool show firm
 k ledger check

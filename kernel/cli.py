@@ -324,19 +324,29 @@ def balance(ctx: click.Context, name: str, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("to")
-@click.argument("amount", type=int)
-@as_option
+@click.argument("words", nargs=-1, metavar="[FROM] TO AMOUNT")
+@click.option("--as", "principal", help="The payer (instead of FROM).")
 @click.option("--memo", default="", help="A note kept on the ledger row (at most 500 characters).")
 @json_option
 @click.pass_context
-def transfer(ctx: click.Context, to: str, amount: int, principal: str, memo: str, as_json: bool) -> None:
-    """Move AMOUNT scrip from --as to principal TO: one ledger row.
+def transfer(ctx: click.Context, words: tuple[str, ...], principal: str | None, memo: str, as_json: bool) -> None:
+    """Move AMOUNT scrip from FROM (or --as) to principal TO: one ledger row.
 
     \b
     Example:
-      kernel transfer bob 15 --as alice --memo "for the parser"
+      kernel transfer alice bob 15 --memo "for the parser"
+      kernel transfer bob 15 --as alice
     """
+    if len(words) == 3 and principal is None:
+        principal, to, amount_text = words
+    elif len(words) == 2 and principal is not None:
+        to, amount_text = words
+    else:
+        raise click.UsageError("give FROM TO AMOUNT, or TO AMOUNT with --as FROM.")
+    try:
+        amount = int(amount_text)
+    except ValueError:
+        raise click.UsageError(f"AMOUNT must be a whole number of scrip (got {amount_text!r}).") from None
     left = kernel_of(ctx).transfer(principal, to, amount, memo)
     emit(
         {"from": principal, "to": to, "amount": amount, "balance": left},

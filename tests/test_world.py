@@ -372,12 +372,24 @@ def test_cli_bad_input_is_one_sentence(world: World, make_pkg: PackageFactory) -
         (["world", "tasks", "load", home], "holds no task folders"),
         (["agent", "spawn", "ffffffffff", "--name", "x", "--params", "{"], "--params is not valid JSON"),
         (["world", "weight", "code", "--", "-3"], "a Mint weight is a number from 0 to 100"),
+        (["transfer", "alice", "bob"], "give FROM TO AMOUNT, or TO AMOUNT with --as FROM"),
+        (["transfer", "alice", "bob", "five"], "AMOUNT must be a whole number"),
+        (["agent", "price", "nobody", "--as", "alice"], "give an AMOUNT or --not-for-sale"),
     ]
     for argv, words in cases:
         result = CliRunner().invoke(main, ["--home", home, *argv])
         assert result.exit_code in (1, 2), (argv, result.output)
         assert words in result.output, (argv, result.output)
         assert "Traceback" not in result.output
+
+
+def test_transfer_takes_from_to_amount(world: World) -> None:
+    home = str(world.settings.home)
+    done = CliRunner().invoke(main, ["--home", home, "transfer", "alice", "bob", "7", "--memo", "x", "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output) == {"from": "alice", "to": "bob", "amount": 7, "balance": 493}
+    assert CliRunner().invoke(main, ["--home", home, "transfer", "bob", "3", "--as", "alice"]).exit_code == 0
+    assert world.k.balance("bob") == 60
 
 
 def test_world_cli_runs_a_small_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -418,7 +418,7 @@ def world_story(ctx: click.Context, as_json: bool) -> None:
         for e in story["built_on_others"][:15]:
             out.print(f"{e['owner']} built {e['artifact']} on {e['on_owner']}'s {e['on']}")
         for b in story["bought_config"]:
-            out.print(f"{b['agent']} bought {b['detail'].removeprefix('its config ')} at tick {b['tick']}")
+            out.print(f"{b['agent']} bought {b['detail']} at tick {b['tick']}")
         for w in story["escrows_won"][:10]:
             out.print(f"{w['worker']} won {w['n']} escrows for {w['scrip']} scrip")
         out.print("balances: " + ", ".join(f"{n} {b}" for n, b in story["balances"].items()))
