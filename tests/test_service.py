@@ -88,6 +88,13 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, int, int]] = [
     ("GET", "/v1/tokens", None, 403, 403),
     ("POST", "/v1/tokens", {"principal": "bob"}, 403, 403),
     ("GET", "/v1/pool", None, 403, 403),
+    ("GET", "/v1/world", None, 200, 200),
+    ("GET", "/v1/world/steps", None, 200, 200),
+    ("POST", "/v1/world/run", {"ticks": 1}, 403, 403),
+    ("GET", "/v1/agents", None, 200, 200),
+    ("GET", "/v1/agents/nobody", None, ANY, ANY),
+    ("POST", "/v1/agents/nobody/command", {"principal": "alice", "input": 1}, ANY, 403),
+    ("POST", "/v1/agents/alice/buy-config", {"principal": "alice"}, ANY, 403),
 ]
 
 
@@ -311,3 +318,21 @@ def test_rate_limits_forget_full_buckets() -> None:
     limiter.take("host:x")
     with pytest.raises(Exception, match="this address made more than 2"):
         limiter.take("host:x")
+
+
+def test_agents_over_the_api(api: Api) -> None:
+    from kernel.world import agents
+
+    agents.spawn(api.kernel.db, api.kernel.settings, api.art, "wren", owner="alice", grant=30)
+    agents.set_price(api.kernel.db, api.kernel.settings, "wren", "alice", 20)
+    assert error(api.call("POST", "/v1/agents/wren/command", api.bob, json={"input": 1})) == (403, "forbidden")
+    step = api.call("POST", "/v1/agents/wren/command", api.alice, json={"input": {"go": 1}}).json()
+    assert step["trigger"] == "command" and step["agent"] == "wren"
+    assert api.call("GET", f"/v1/runs/{step['run_id']}", api.admin).json()["trigger"] == "command"
+    wren = tokens.create(api.kernel.db, "wren")["token"]
+    assert error(api.call("POST", "/v1/agents/wren/buy-config", api.alice, json={})) == (403, "forbidden")
+    bought = api.call("POST", "/v1/agents/wren/buy-config", wren, json={}).json()
+    assert bought["free"] and bought["config_owner"] == "wren" and api.kernel.balance("alice") == 100 - 10 - 30 + 20 + 2
+    listed = api.call("GET", "/v1/agents", api.bob).json()
+    assert [a["name"] for a in listed] == ["wren"]
+    assert api.call("GET", "/v1/world", api.bob).json()["agents"] == 1

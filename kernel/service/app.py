@@ -73,6 +73,20 @@ class Dispute(Body):
     principal: NAME | None = None
 
 
+class Command(Body):
+    input: Any = None
+    principal: NAME | None = Field(default=None, description="the config's owner (admin tokens only)")
+
+
+class BuyConfig(Body):
+    principal: NAME | None = Field(default=None, description="the agent itself (admin tokens only)")
+
+
+class WorldRun(Body):
+    ticks: Annotated[int, Field(ge=1, le=1_000_000)]
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
+
+
 class NewToken(Body):
     principal: NAME | None = None
     admin: bool = False
@@ -308,6 +322,56 @@ def create_app(kernel: Kernel) -> FastAPI:
         return court.dispute(ref, acting(who, new.principal), new.reason).model_dump(mode="json")
 
     # -- tokens --------------------------------------------------------------------------------------
+    # -- the economy -------------------------------------------------------------------------------------
+    def world() -> Any:
+        from kernel.world.clock import World
+
+        return World(kernel, Court(kernel, s.appeal_runs))
+
+    @app.get("/v1/world", tags=["world"])
+    def world_status(who: Who) -> dict[str, Any]:
+        return world().status()  # type: ignore[no-any-return]
+
+    @app.post("/v1/world/run", tags=["world"])
+    def world_run(new: WorldRun, who: Who) -> dict[str, Any]:
+        """Advance the world (an operator's token): every active agent steps once a tick."""
+        admin(who)
+        return world().run(new.ticks, new.seed)  # type: ignore[no-any-return]
+
+    @app.get("/v1/world/steps", tags=["world"])
+    def world_steps(
+        who: Who,
+        agent: Annotated[str | None, Query(max_length=40)] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 50,
+    ) -> list[dict[str, Any]]:
+        return world().steps(agent, limit)  # type: ignore[no-any-return]
+
+    @app.get("/v1/agents", tags=["world"])
+    def agents_list(who: Who, owner: Annotated[str | None, Query(max_length=40)] = None) -> list[dict[str, Any]]:
+        from kernel.world import agents
+
+        return [a.model_dump(mode="json") for a in agents.list_agents(kernel.db, owner)]
+
+    @app.get("/v1/agents/{name}", tags=["world"])
+    def agent_show(name: str, who: Who) -> dict[str, Any]:
+        from kernel.world import agents
+
+        return agents.get(kernel.db, name).model_dump(mode="json")
+
+    @app.post("/v1/agents/{name}/command", tags=["world"])
+    def agent_command(name: str, order: Command, who: Who) -> dict[str, Any]:
+        """The owner of an agent's config orders one step now (trigger ``command``)."""
+        return world().command(name, acting(who, order.principal), order.input)  # type: ignore[no-any-return]
+
+    @app.post("/v1/agents/{name}/buy-config", tags=["world"])
+    def agent_buy_config(name: str, order: BuyConfig, who: Who) -> dict[str, Any]:
+        """The agent (the token's principal) buys its own config at its owner's price."""
+        from kernel.world import agents
+
+        if acting(who, order.principal) != name:
+            raise ApiError(403, "forbidden", f"only {name} itself can buy its config.")
+        return agents.buy_config(kernel.db, name).model_dump(mode="json")
+
     @app.get("/v1/tokens", tags=["tokens"])
     def token_list(who: Who) -> list[dict[str, Any]]:
         admin(who)

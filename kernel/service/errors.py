@@ -28,12 +28,17 @@ from kernel.errors import (
     ReadOnlyHome,
     SandboxError,
 )
+from kernel.world.errors import NoModel, NotMember, NotOwner, WorldError
 
 log = logging.getLogger("kernel.service")
 
 # most specific first: the first class an error is an instance of gives its status and code
 KERNEL_ERRORS: list[tuple[type[Exception], int, str]] = [
     (NotFound, 404, "not_found"),
+    (NotOwner, 403, "forbidden"),
+    (NotMember, 403, "forbidden"),
+    (NoModel, 503, "no_model"),
+    (WorldError, 409, "world_refused"),
     (Ambiguous, 409, "ambiguous"),
     (ManifestError, 400, "invalid_package"),
     (PackageError, 400, "invalid_package"),
