@@ -43,6 +43,7 @@ bench: setup
 	$(BIN)/python benchmarks/fingerprint_throughput.py
 	$(BIN)/python benchmarks/blackmarket.py
 	$(BIN)/python benchmarks/concurrency.py
+	$(BIN)/python benchmarks/world.py
 
 # The kernel's peers (epicbox, llm-sandbox) in a venv of their own, timed on the local image.
 PEER_REPS ?= 15

@@ -48,12 +48,17 @@ def hold_account(ref: str) -> str:
     return f"hold:{ref}"
 
 
+RESERVED = {"mint"}  # system principals (the Mint's escrows): never made by a user or an agent
+
+
 def check_name(name: str) -> None:
     if not isinstance(name, str) or not PRINCIPAL_RE.fullmatch(name):
         raise InvalidInput(
             f"{name!r} is not a valid principal name: use 1-40 lowercase letters, digits,"
             " '-' or '_', starting with a letter."
         )
+    if name in RESERVED:
+        raise InvalidInput(f"'{name}' is the name of a system principal; choose another name.")
 
 
 def ensure_mint(conn: sqlite3.Connection) -> None:

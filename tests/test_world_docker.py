@@ -54,3 +54,37 @@ def test_a_small_world_runs_in_real_sandboxes(tmp_path: Path, runtime: str, dock
     assert report.ok, report.problems
     k.close()
     assert_no_containers(settings.home_id)
+
+
+def test_the_world_commands_through_the_daemon(tmp_path: Path, runtime: str, docker_image: str) -> None:
+    """`kernel world ...` and `kernel agent ...` forwarded by the thin CLI to a live daemon."""
+    import json
+    import subprocess
+    import sys
+
+    from kernel.service.spawn import Daemon
+
+    kernel = str(Path(sys.executable).parent / "kernel")
+    home = tmp_path / "home"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in __import__("os").environ.items() if k != "KERNEL_HOME"}
+        return subprocess.run([kernel, "--home", str(home), *args], env=env, capture_output=True, text=True,
+                              timeout=600)  # fmt: skip
+
+    with Daemon(home, {"KERNEL_RUNTIME": runtime, "KERNEL_REASON_MODEL": "echo"}):
+        made = cli("world", "example", "--agents", "4", "--seed", "2", "--json")
+        assert made.returncode == 0, made.stderr
+        assert [a["role"] for a in json.loads(made.stdout)["agents"]] == ["manager", "worker", "builder", "tester"]
+        ran = cli("world", "run", "--ticks", "2", "--json")
+        assert ran.returncode == 0, ran.stderr
+        status = json.loads(ran.stdout)
+        assert (status["tick"], status["steps"], status["ledger_ok"]) == (2, 8, True)
+        ordered = cli("agent", "command", "worker-1", "--as", "manager-1", "--input", '{"go": 1}', "--json")
+        assert ordered.returncode == 0, ordered.stderr
+        assert json.loads(ordered.stdout)["trigger"] == "command"
+        refused = cli("agent", "command", "worker-1", "--as", "builder-1")
+        assert refused.returncode == 1 and refused.stderr.strip().endswith("(manager-1 does).")
+        shown = json.loads(cli("agent", "show", "worker-1", "--json").stdout)
+        assert shown["config_owner"] == "manager-1" and shown["steps"][0]["trigger"] == "command"
+    assert_no_containers(Settings(home=home).home_id)
