@@ -100,9 +100,15 @@ class Court:
         row = self.db.by_prefix("escrows", ref, "an escrow", "kernel escrow list")
         return self._escrow(row)
 
-    def escrows(self, state: str | None = None) -> list[Escrow]:
+    def escrows(self, state: str | None = None, latest: int | None = None) -> list[Escrow]:
+        """Escrows oldest first (with ``latest``: only the newest that many)."""
         where, params = ("WHERE state = ?", (state,)) if state else ("", ())
-        return [self._escrow(r) for r in self.db.rows(f"SELECT * FROM escrows {where} ORDER BY created_at", params)]
+        if latest is None:
+            rows = self.db.rows(f"SELECT * FROM escrows {where} ORDER BY created_at, id", params)
+        else:
+            rows = self.db.rows(f"SELECT * FROM escrows {where} ORDER BY created_at DESC, id DESC LIMIT ?",
+                                (*params, latest))[::-1]  # fmt: skip
+        return [self._escrow(r) for r in rows]
 
     def _escrow(self, row: dict[str, Any]) -> Escrow:
         verdicts = [

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kernel import ledger, store
+from kernel import ids, ledger, store
 from kernel.errors import InsufficientFunds, InvalidInput, KernelError, NotFound, PackageError
 from kernel.models import Artifact, RunStatus, SubmitResult
 from kernel.proxy import BalanceCall, InvokeCall, ReadCall, Refusal, TransferCall, WriteCall
@@ -35,6 +35,7 @@ class RunContext:
     depth: int
     trigger: str = "user"  # tick, command, call or user (models.TRIGGERS)
     tick: int | None = None  # the world's tick, for runs of a world
+    ids: Any = None  # the world's id source (kernel.ids.Source) its calls draw from, if any
 
     @property
     def agent_step(self) -> bool:
@@ -55,6 +56,10 @@ class CallHandler:
 
     def __call__(self, call: Any) -> Any:
         self._said.text = call.reasoning
+        with ids.using(self.ctx.ids):
+            return self._carry_out(call)
+
+    def _carry_out(self, call: Any) -> Any:
         try:
             self._charge(call.op)
             if isinstance(call, BalanceCall):

@@ -58,7 +58,7 @@ class KernelTable(Strict):
     kind: Literal["code", "tests", "data"]
     entrypoint: str | None = None
     price: int = Field(default=0, ge=0, le=MAX_SCRIP)
-    depends: list[str] = Field(default_factory=list)
+    depends: list[str] = Field(default_factory=list, max_length=64)
     limits: LimitsOverride | None = None
     target: str | None = None
 

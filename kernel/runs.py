@@ -128,7 +128,9 @@ class Invocation:
         input_text = encode_input(value, self.settings)
         limits = run_limits(artifact, self.settings)
         runtime = self.sandbox.runtime(self.settings.runtime)
-        run_id = new_run_id()
+        source = parent.ids if parent else ids.current()
+        with ids.using(source):
+            run_id = new_run_id()
         ctx = RunContext(
             run_id=run_id,
             principal=principal,
@@ -137,6 +139,7 @@ class Invocation:
             depth=parent.depth + 1 if parent else 1,
             trigger="call" if parent else trigger,
             tick=parent.tick if parent else tick,
+            ids=source,
         )
         refusal = self._start(ctx, parent, limits, runtime)
         if refusal:

@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     )
     agent_memory_bytes: int = Field(default=64 * 1024, ge=0, le=64 * MiB, description="memory a policy may keep")
     observe_artifacts: int = Field(default=200, ge=1, le=10_000, description="artifacts listed in an observation")
+    message_price: int = Field(default=1, ge=0, le=10**9, description="scrip burned per message sent")
     pool_entry_bytes: int = Field(default=16 * 1024, ge=16, le=64 * MiB, description="largest pool entry")
     max_pool_entries: int = Field(default=100_000, ge=1, le=10**9, description="entries one pool may hold")
     reason_model: str | None = Field(

@@ -240,7 +240,7 @@ def submit_files(
         "price": manifest.kernel.price,
         "entrypoint": manifest.kernel.entrypoint,
         "target": manifest.kernel.target,
-        "depends": json.dumps([resolve(db, ref) for ref in manifest.kernel.depends]),
+        "depends": json.dumps(list(dict.fromkeys(resolve(db, ref) for ref in manifest.kernel.depends))),
         "limits": manifest.kernel.limits.model_dump_json() if manifest.kernel.limits else None,
         "public": public,
     }

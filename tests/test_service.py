@@ -89,7 +89,7 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, int, int]] = [
     ("POST", "/v1/tokens", {"principal": "bob"}, 403, 403),
     ("GET", "/v1/pool", None, 403, 403),
     ("GET", "/v1/world", None, 200, 200),
-    ("GET", "/v1/world/steps", None, 200, 200),
+    ("GET", "/v1/world/steps", None, ANY, ANY),
     ("POST", "/v1/world/run", {"ticks": 1}, 403, 403),
     ("GET", "/v1/agents", None, 200, 200),
     ("GET", "/v1/agents/nobody", None, ANY, ANY),
@@ -333,6 +333,9 @@ def test_agents_over_the_api(api: Api) -> None:
     assert error(api.call("POST", "/v1/agents/wren/buy-config", api.alice, json={})) == (403, "forbidden")
     bought = api.call("POST", "/v1/agents/wren/buy-config", wren, json={}).json()
     assert bought["free"] and bought["config_owner"] == "wren" and api.kernel.balance("alice") == 100 - 10 - 30 + 20 + 2
-    listed = api.call("GET", "/v1/agents", api.bob).json()
-    assert [a["name"] for a in listed] == ["wren"]
+    assert api.call("GET", "/v1/agents", api.bob).json() == []  # its memory and params are not bob's to read
+    assert [a["name"] for a in api.call("GET", "/v1/agents", wren).json()] == ["wren"]
+    assert error(api.call("GET", "/v1/agents/wren", api.bob)) == (403, "forbidden")
+    assert error(api.call("GET", "/v1/world/steps?agent=wren", api.alice)) == (403, "forbidden")  # sold it
+    assert api.call("GET", "/v1/world/steps?agent=wren", wren).json()[0]["trigger"] == "command"
     assert api.call("GET", "/v1/world", api.bob).json()["agents"] == 1

@@ -205,9 +205,11 @@ def test_reason_is_metered_in_tokens_and_refused_without_a_model(tmp_path: Path,
         assert step["status"] == expect
         if model:
             assert json.loads(step["reasoning"])["prompt"] == "build or rest?"  # llm-echo answers with the prompt
-            charged = w.db.one("SELECT amount, memo FROM ledger WHERE kind = 'reason'")
-            assert charged is not None and charged["memo"].endswith("tokens of echo")
-            assert step["decision"]["actions"] == [2000 - 10 - charged["amount"]]
+            reserved = w.db.one("SELECT amount, memo FROM ledger WHERE kind = 'reason'")
+            back = w.db.one("SELECT amount, memo FROM ledger WHERE kind = 'mint' AND memo LIKE 'reason:%'")
+            assert reserved and back and reserved["memo"] == "up to 256 tokens of echo"
+            assert back["memo"].endswith("tokens used") and 0 < reserved["amount"] - back["amount"] < 100
+            assert step["decision"]["actions"] == [2000 - 10 - reserved["amount"] + back["amount"]]
         else:
             run = w.k.run(step["run_id"])
             assert "no language model is configured; set KERNEL_REASON_MODEL" in (run.reason or "")
@@ -473,3 +475,107 @@ def test_a_killed_world_run_loses_nothing_and_resumes_its_tick(tmp_path: Path) -
     assert report.ok, report.problems
     assert w.db.one("SELECT COUNT(*) AS n FROM runs WHERE state != 'done'")["n"] == 0  # type: ignore[index]
     w.k.close()
+
+
+# -- what an adversarial review found -------------------------------------------------------------------
+def test_spam_cannot_silence_an_agent_and_messages_are_paid(world: World, make_pkg: PackageFactory) -> None:
+    spam = 'for _ in range(60):\n    kc.send_message("vic", "\\u2603" * 4000)\nreturn {"reasoning": "spam"}'
+    quiet = 'return {"reasoning": "read " + str(len(obs["messages"])), "actions": [obs["truncated"]]}'
+    agents.spawn(world.db, world.settings, world.k.submit(policy(make_pkg, spam, "s"), "alice").artifact.id,
+                 "spammer", grant=200)  # fmt: skip
+    agents.spawn(world.db, world.settings, world.k.submit(policy(make_pkg, quiet, "q"), "alice").artifact.id,
+                 "vic", grant=50)  # fmt: skip
+    world.run(3)
+    steps = {(s["tick"], s["agent"]): s for s in world.steps(limit=10)}
+    assert all(steps[(t, "vic")]["status"] == "ok" for t in range(3))  # trimmed to fit, never refused
+    assert world.k.balance("spammer") == 200 - 10 - 3 - 60 * 3 * world.settings.message_price
+    seen = sum(int(steps[(t, "vic")]["reasoning"].split()[-1]) for t in range(3))
+    assert 0 < seen < 180  # the rest wait for a later step
+    assert any(steps[(t, "vic")]["decision"]["actions"][0].get("messages") for t in range(3))
+
+
+def test_depends_are_deduplicated_and_bounded(world: World, make_pkg: PackageFactory) -> None:
+    base = world.k.submit(make_pkg("def main(v):\n    return v\n"), "alice", public=True).artifact.id
+    twice = make_pkg("def main(v):\n    return v\n", name="twice", extra=f'depends = ["{base}", "{base[:12]}"]')
+    assert world.k.submit(twice, "alice").artifact.depends == [base]
+    many = make_pkg("def main(v):\n    return v\n", name="many", extra=f"depends = {json.dumps([base] * 65)}")
+    with pytest.raises(KernelError, match="depends"):
+        world.k.submit(many, "alice")
+
+
+def test_code_an_agent_invokes_cannot_commit_it(world: World, make_pkg: PackageFactory) -> None:
+    thief = make_pkg(files={"t.py": "import kernel_client as kc\n\ndef main(v):\n    return kc.pool_read('firm')\n"},
+                     name="thief", entrypoint="t:main")  # fmt: skip
+    thief_id = world.k.submit(thief, "bob", public=True).artifact.id
+    body = f'''try:
+    kc.invoke("{thief_id}")
+    leaked = "leaked"
+except kc.KernelCallError as exc:
+    leaked = exc.message
+return {{"reasoning": leaked, "actions": [kc.pool_read("firm")[0]["data"]]}}'''
+    cfg = world.k.submit(policy(make_pkg, body), "alice").artifact.id
+    agents.spawn(world.db, world.settings, cfg, "ada", grant=30)
+    pools.create(world.db, "firm", "ada", [])
+    pools.append(world.db, world.settings, "firm", "ada", {"plan": 42})
+    world.run(1)
+    step = world.steps("ada")[0]
+    assert step["decision"]["actions"] == [{"plan": 42}]  # its own step may
+    assert "may not make this call" in step["reasoning"]  # what it invoked may not
+
+
+def test_a_bad_memory_is_refused_and_the_owner_can_reset_it(world: World, make_pkg: PackageFactory) -> None:
+    body = 'return {"reasoning": "x", "memory": float("nan") if obs["memory"] is None else obs["memory"]}'
+    cfg = world.k.submit(policy(make_pkg, body), "alice").artifact.id
+    agents.spawn(world.db, world.settings, cfg, "ada", owner="alice", grant=30)
+    world.run(2)
+    assert [s["status"] for s in reversed(world.steps("ada"))] == ["bad_memory", "bad_memory"]
+    agents.change(world.db, "ada", "alice", reset_memory=True)
+    assert world.db.one("SELECT memory FROM agents WHERE name = 'ada'") == {"memory": "null"}
+
+
+def test_a_started_step_is_never_run_again(world: World, make_pkg: PackageFactory) -> None:
+    cfg = world.k.submit(policy(make_pkg, 'kc.transfer("bob", 5)\nreturn {"reasoning": "paid"}'), "alice").artifact.id
+    agents.spawn(world.db, world.settings, cfg, "ada", grant=30)
+    world.start(0)
+    with world.db.transaction() as conn:  # as a run killed after ada's step started at tick 0 leaves it
+        conn.execute("UPDATE world SET in_tick = 0 WHERE id = 1")
+        conn.execute("INSERT INTO steps (tick, agent, trigger, status, at) VALUES (0, 'ada', 'tick', 'running', 'x')")
+    world.run(2)
+    assert [(s["tick"], s["status"]) for s in reversed(world.steps("ada"))] == [(0, "interrupted"), (1, "ok")]
+    assert world.status()["resumes"] == 1 and world.k.balance("bob") == 55
+
+
+def test_reason_answers_no_more_than_was_paid_for(tmp_path: Path, make_pkg: PackageFactory) -> None:
+    w = make_world(tmp_path / "home", reason_model="echo", reason_max_tokens=10, step_price=0)
+    w.k.create_principal("alice")
+    body = 'answer = kc.reason("word " * 300)\nreturn {"reasoning": str(len(answer.split()))}'
+    agents.spawn(w.db, w.settings, w.k.submit(policy(make_pkg, body), "alice").artifact.id, "ada", grant=400)
+    w.run(1)
+    assert w.steps("ada")[0]["reasoning"] == "10"  # cut to the tokens paid for
+    spent = 390 - w.k.balance("ada")
+    assert spent == 300 + 10  # the prompt and the most it may answer; the rest of the reserve came back
+    assert w.k.ledger_check().ok
+    w.k.close()
+
+
+def test_a_zero_or_unaffordable_weight_does_not_stop_the_other_kinds(world: World) -> None:
+    mint.load(world.db, world.settings, EXAMPLES / "tasks")
+    mint.set_weight(world.db, "code", 0)
+    for tick in range(3):
+        posted = mint.post(world.db, world.settings, world.court, tick)
+        assert len(posted) == world.settings.mint_tasks_per_tick
+        assert {mint.require_task(world.db, p["task"])["kind"] for p in posted} == {"tests"}
+    with pytest.raises(InvalidInput, match="is not a kind of task"):
+        mint.set_weight(world.db, "bad\nkind", 1)
+
+
+def test_more_bad_input_is_one_sentence(world: World, make_pkg: PackageFactory) -> None:
+    home = str(world.settings.home)
+    cfg = world.k.submit(policy(make_pkg, 'return {"reasoning": ""}'), "alice").artifact.id
+    for argv, words in [
+        (["agent", "spawn", cfg, "--name", "x", "--grant", "20", "--params", '{"a": NaN}'], "no NaN or Infinity"),
+        (["pool", "read", "p", "--as", "alice", "--since", "9" * 30], "is not in the range"),
+        (["world", "weight", "", "1"], "is not a kind of task"),
+    ]:
+        result = CliRunner().invoke(main, ["--home", home, *argv])
+        assert result.exit_code in (1, 2) and words in result.output, (argv, result.output)

@@ -338,25 +338,40 @@ def create_app(kernel: Kernel) -> FastAPI:
         admin(who)
         return world().run(new.ticks, new.seed)  # type: ignore[no-any-return]
 
+    def sees(who: Identity, agent: Any) -> bool:
+        """An agent's memory, parameters and reasoning are its own and its config owner's."""
+        return who.admin or who.principal in (agent.name, agent.config_owner)
+
     @app.get("/v1/world/steps", tags=["world"])
     def world_steps(
         who: Who,
         agent: Annotated[str | None, Query(max_length=40)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 50,
     ) -> list[dict[str, Any]]:
+        """Recent steps with their decisions: an agent's own and its config owner's to read."""
+        from kernel.world import agents
+
+        if agent is None and not who.admin:
+            raise ApiError(400, "invalid_input", "name the ?agent= whose steps to read (yours, or one you own).")
+        if agent is not None and not sees(who, agents.get(kernel.db, agent)):
+            raise ApiError(403, "forbidden", f"{agent}'s steps are its own and its config owner's to read.")
         return world().steps(agent, limit)  # type: ignore[no-any-return]
 
     @app.get("/v1/agents", tags=["world"])
     def agents_list(who: Who, owner: Annotated[str | None, Query(max_length=40)] = None) -> list[dict[str, Any]]:
+        """Agents this token may see: itself and the agents whose config it owns (every one, for an admin)."""
         from kernel.world import agents
 
-        return [a.model_dump(mode="json") for a in agents.list_agents(kernel.db, owner)]
+        return [a.model_dump(mode="json") for a in agents.list_agents(kernel.db, owner) if sees(who, a)]
 
     @app.get("/v1/agents/{name}", tags=["world"])
     def agent_show(name: str, who: Who) -> dict[str, Any]:
         from kernel.world import agents
 
-        return agents.get(kernel.db, name).model_dump(mode="json")
+        found = agents.get(kernel.db, name)
+        if not sees(who, found):
+            raise ApiError(403, "forbidden", f"agent {name} is its own and its config owner's to read.")
+        return found.model_dump(mode="json")
 
     @app.post("/v1/agents/{name}/command", tags=["world"])
     def agent_command(name: str, order: Command, who: Who) -> dict[str, Any]:

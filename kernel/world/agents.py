@@ -47,7 +47,10 @@ def parse_params(value: Any) -> str:
         value = {}
     if not isinstance(value, dict):
         raise InvalidInput(f"the parameters must be a JSON object (got {type(value).__name__}).")
-    text = json.dumps(value, sort_keys=True, allow_nan=False)
+    try:
+        text = json.dumps(value, sort_keys=True, allow_nan=False)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise InvalidInput(f"the parameters are not plain JSON ({exc}); no NaN or Infinity.") from exc
     if len(text.encode()) > MAX_PARAMS_BYTES:
         raise InvalidInput(f"the parameters are larger than {MAX_PARAMS_BYTES} bytes; keep big data in an artifact.")
     return text
@@ -179,11 +182,13 @@ def require_owner(db: Database, name: str, actor: str) -> dict[str, Any]:
     return row
 
 
-def change(db: Database, name: str, actor: str, config: str | None = None, params: Any = None) -> Agent:
-    """Replace the agent's policy code, its parameters, or both (its config's owner only)."""
+def change(
+    db: Database, name: str, actor: str, config: str | None = None, params: Any = None, reset_memory: bool = False
+) -> Agent:
+    """Replace the agent's policy code, its parameters, or both, or forget its memory (its config's owner only)."""
     require_owner(db, name, actor)
-    if config is None and params is None:
-        raise InvalidInput("give --config, --params or both.")
+    if config is None and params is None and not reset_memory:
+        raise InvalidInput("give --config, --params or --reset-memory.")
     artifact_id = config_artifact(db, config) if config is not None else None
     text = parse_params(params) if params is not None else None
     with db.transaction() as conn:
@@ -193,6 +198,9 @@ def change(db: Database, name: str, actor: str, config: str | None = None, param
         if text is not None:
             conn.execute("UPDATE agents SET params = ? WHERE name = ?", (text, name))
             event(conn, name, "params", actor, f"{len(text)} bytes of parameters")
+        if reset_memory:
+            conn.execute("UPDATE agents SET memory = 'null' WHERE name = ?", (name,))
+            event(conn, name, "memory", actor, "memory forgotten")
     return get(db, name)
 
 

@@ -73,13 +73,15 @@ class WorldCalls:
 
     def __call__(self, handler: "CallHandler", call: Any) -> Any:
         ctx, db, s = handler.ctx, self.k.db, self.k.settings
+        if not isinstance(call, EscrowsCall):
+            self._may_act(ctx, call.op)
         if isinstance(call, SubmitCall):
             return self.submit(handler, call.args.files, call.args.public)
         if isinstance(call, EscrowsCall):
             from kernel.world.mint import task_of_escrow
 
             tasks = task_of_escrow(db)
-            listed = [escrow_brief(e, tasks, db) for e in self.court().escrows(call.args.state)][-s.observe_artifacts :]
+            listed = [escrow_brief(e, tasks, db) for e in self.court().escrows(call.args.state, s.observe_artifacts)]
             handler.audit_call("escrows", detail=f"{len(listed)} listed")
             return listed
         if isinstance(call, OpenEscrowCall):
@@ -104,7 +106,7 @@ class WorldCalls:
                                digest=added["digest"], detail=f"entry {added['seq']}")  # fmt: skip
             return added["seq"]
         if isinstance(call, MessageCall):
-            sent = pools.send_message(db, ctx.principal, call.args.to, call.args.body, run_id=ctx.run_id)
+            sent = pools.send_message(db, s, ctx.principal, call.args.to, call.args.body, run_id=ctx.run_id)
             data = call.args.body.encode()
             handler.audit_call("send_message", path=f"message:{call.args.to}", size=len(data),
                                digest=hashlib.sha256(data).hexdigest(), detail=f"message {sent}")  # fmt: skip
@@ -116,6 +118,19 @@ class WorldCalls:
             handler.audit_call("buy_config", detail=f"now owns its config ({agent.artifact_id[:12]})")
             return agent.config_owner
         raise Refusal("invalid", f"unknown call {call.op}")
+
+    @staticmethod
+    def _may_act(ctx: Any, op: str) -> None:
+        """The economy's calls commit the principal (its pools, its messages, its scrip, its config):
+        only its own step, or code its principal owns, may make them, never code it merely invoked."""
+        if op == "buy_config" and not ctx.agent_step:
+            raise Refusal("forbidden", "only an agent's own step (a tick or a command) may buy its config.")
+        if not ctx.agent_step and ctx.artifact.owner != ctx.principal:
+            raise Refusal(
+                "forbidden",
+                f"{op} commits {ctx.principal}; code it invokes ({ctx.artifact.short_id}, owned by"
+                f" {ctx.artifact.owner}) may not make this call, only its own step or its own code.",
+            )
 
     def submit(self, handler: "CallHandler", encoded: dict[str, str], public: bool) -> str:
         s = self.k.settings

@@ -28,6 +28,7 @@ from kernel.db import now
 from kernel.errors import InsufficientFunds, InvalidInput, KernelError
 from kernel.models import RunStatus
 from kernel.proxy import REASONING_CHARS
+from kernel.runs import encode_input, too_deep
 from kernel.world import agents as agent_state
 from kernel.world import mint
 from kernel.world.errors import WorldError
@@ -84,8 +85,10 @@ class World:
                     " --seed), or start another world in a new home."
                 )
             if conn.execute("SELECT in_tick FROM world WHERE id = 1").fetchone()[0] is not None:
-                # A tick was under way when its run stopped: what it did stays; its ids are never reused.
+                # A tick was under way when its run stopped: what it did stays; its ids are never reused;
+                # a step that had started is not run again (it was paid for, it may have acted).
                 conn.execute("UPDATE world SET resumes = resumes + 1, in_tick = NULL WHERE id = 1")
+                conn.execute("UPDATE steps SET status = 'interrupted' WHERE status = 'running' AND trigger = 'tick'")
         world = self._world()
         assert world is not None
         return world
@@ -117,9 +120,9 @@ class World:
             first = world["tick"]
             start = world["ids_issued"] + world["resumes"] * RESUME_STRIDE
             steps_before = self.db.one("SELECT COUNT(*) AS n FROM steps")["n"]  # type: ignore[index]
-            with ids.seeded(world["seed"], start):
+            with ids.seeded(world["seed"], start) as source:
                 for tick in range(first, first + ticks):
-                    self.tick(tick, world["seed"])
+                    self.tick(tick, world["seed"], source)
                     if progress:
                         progress(tick - first + 1, ticks)
         steps = self.db.one("SELECT COUNT(*) AS n FROM steps")["n"] - steps_before  # type: ignore[index]
@@ -131,7 +134,7 @@ class World:
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2**31, tick)))
         return [rows[i] for i in rng.permutation(len(rows))]
 
-    def tick(self, tick: int, seed: int) -> None:
+    def tick(self, tick: int, seed: int, source: ids.Source) -> None:
         with self.db.transaction() as conn:
             conn.execute("UPDATE world SET in_tick = ? WHERE id = 1", (tick,))
         mint.post(self.db, self.settings, self.court, tick)
@@ -148,38 +151,43 @@ class World:
         self.k.audit.flush()  # the tick's decisions are readable once it is committed
         with self.db.transaction() as conn:
             conn.execute("UPDATE world SET tick = ?, ids_issued = ?, in_tick = NULL, updated_at = ? WHERE id = 1",
-                         (tick + 1, ids.issued(), now()))  # fmt: skip
+                         (tick + 1, source.counter, now()))  # fmt: skip
 
     # -- one step ------------------------------------------------------------------------------
     def step(self, name: str, tick: int, seed: int, trigger: str, command: Any = None) -> dict[str, Any]:
-        """Pay the step price, run the agent's policy as the agent, record its decision."""
+        """Pay the step price and record the step as started (one transaction), run the agent's
+        policy as the agent, record its decision. A step is started at most once."""
         agent = self.db.one("SELECT * FROM agents WHERE name = ?", (name,))
         assert agent is not None
         obs = observation(self.db, self.settings, self.court, agent, tick=tick, world_seed=seed, trigger=trigger,
                           command=command)  # fmt: skip
-        inbox_seen = max([agent["inbox_seen"], *(m["id"] for m in obs["messages"])])
-        try:
-            with self.db.transaction() as conn:
+        with self.db.transaction() as conn:
+            try:
                 ledger.move(conn, ledger.principal_account(name), ledger.MINT, self.settings.step_price,
                             kind="step", memo=f"{trigger} at tick {tick}")  # fmt: skip
-        except InsufficientFunds:
-            return self._record(tick, name, trigger, None, "broke", None, None, agent["memory"], inbox_seen)
+                status = "running"
+            except InsufficientFunds:
+                status = "broke"
+            step_id = conn.execute(
+                "INSERT INTO steps (tick, agent, trigger, status, at) VALUES (?, ?, ?, ?, ?)",
+                (tick, name, trigger, status, now()),
+            ).lastrowid
+        if status == "broke":
+            return self._brief(step_id)
         try:
             run = self.k.run_as(agent["artifact_id"], name, obs, trigger=trigger, tick=tick)
-        except KernelError as exc:  # the observation could not be sent (too large, too deep)
-            return self._record(tick, name, trigger, None, "failed", None, str(exc)[:REASONING_CHARS],
-                                agent["memory"], inbox_seen)  # fmt: skip
+        except KernelError as exc:  # refused before it started (an observation that cannot be sent)
+            with self.db.transaction() as conn:
+                conn.execute("UPDATE steps SET status = 'failed', reasoning = ? WHERE id = ?",
+                             (str(exc)[:REASONING_CHARS], step_id))  # fmt: skip
+            return self._brief(step_id)
         decision = run.output if run.status is RunStatus.OK else None
         reasoning, memory, status = None, agent["memory"], run.status.value
         if isinstance(decision, dict):
             said = decision.get("reasoning")
             reasoning = said[:REASONING_CHARS] if isinstance(said, str) else None
             if "memory" in decision:
-                kept = json.dumps(decision["memory"], sort_keys=True)
-                if len(kept.encode()) <= self.settings.agent_memory_bytes:
-                    memory = kept
-                else:
-                    status = "memory_too_large"
+                memory, status = self._memory(decision["memory"], agent["memory"], status)
         elif run.status is RunStatus.OK:
             status = "no_decision"  # a policy must return an object with its reasoning
         if reasoning is not None:
@@ -187,25 +195,38 @@ class World:
             self.k.audit.record(run.id, name, "kernel", "decision", size=len(said_bytes),
                                 digest=hashlib.sha256(said_bytes).hexdigest(), detail=f"{trigger} at tick {tick}",
                                 reasoning=reasoning)  # fmt: skip
-        return self._record(tick, name, trigger, run.id, status, decision, reasoning, memory, inbox_seen)
-
-    def _record(
-        self, tick: int, name: str, trigger: str, run_id: str | None, status: str, decision: Any,
-        reasoning: str | None, memory: str, inbox_seen: int,
-    ) -> dict[str, Any]:  # fmt: skip
+        inbox_seen = max([agent["inbox_seen"], *(m["id"] for m in obs["messages"])])  # delivered: it ran
         with self.db.transaction() as conn:
             conn.execute(
-                "INSERT INTO steps (tick, agent, trigger, run_id, status, decision, reasoning, at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (tick, name, trigger, run_id, status, json.dumps(decision, sort_keys=True), reasoning, now()),
+                "UPDATE steps SET run_id = ?, status = ?, decision = ?, reasoning = ? WHERE id = ?",
+                (run.id, status, json.dumps(decision, sort_keys=True), reasoning, step_id),
             )
             conn.execute("UPDATE agents SET memory = ?, inbox_seen = ? WHERE name = ?", (memory, inbox_seen, name))
-        return {"tick": tick, "agent": name, "trigger": trigger, "run_id": run_id, "status": status,
-                "decision": decision, "reasoning": reasoning}  # fmt: skip
+        return self._brief(step_id)
+
+    def _memory(self, value: Any, before: str, status: str) -> tuple[str, str]:
+        """The memory a decision keeps, as stored (JSON within its bound), or the old one and why not."""
+        try:
+            kept = json.dumps(value, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError, RecursionError):
+            return before, "bad_memory"
+        if len(kept.encode()) > self.settings.agent_memory_bytes:
+            return before, "memory_too_large"
+        if too_deep(value, self.settings.max_input_depth - 4):  # it goes back in the next observation
+            return before, "bad_memory"
+        return kept, status
+
+    def _brief(self, step_id: int | None) -> dict[str, Any]:
+        row = self.db.one(
+            "SELECT tick, agent, trigger, run_id, status, decision, reasoning FROM steps WHERE id = ?", (step_id,)
+        )
+        assert row is not None
+        return {**row, "decision": json.loads(row["decision"]) if row["decision"] else None}
 
     def command(self, name: str, actor: str, value: Any) -> dict[str, Any]:
         """The owner of an agent's config orders it: one step now, triggered ``command``."""
         agent_state.require_owner(self.db, name, actor)
+        encode_input(value, self.settings)  # an order the policy could not be sent is refused before it is paid
         world = self._world()
         tick, seed = (world["tick"], world["seed"]) if world else (0, 0)
         step = self.step(name, tick, seed, "command", command=value)

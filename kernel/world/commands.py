@@ -200,10 +200,11 @@ def agent_price(ctx: click.Context, name: str, amount: int | None, principal: st
 @click.option("--config", help="A new policy: a code artifact id.")
 @params_option
 @params_file_option
+@click.option("--reset-memory", is_flag=True, help="Forget the memory its policy kept.")
 @json_option
 @click.pass_context
 def agent_set(ctx: click.Context, name: str, principal: str, config: str | None, params_text: str | None,
-              params_file: Path | None, as_json: bool) -> None:  # fmt: skip
+              params_file: Path | None, reset_memory: bool, as_json: bool) -> None:  # fmt: skip
     """Replace agent NAME's policy code, its parameters, or both (--as: the config's owner).
 
     \b
@@ -214,7 +215,7 @@ def agent_set(ctx: click.Context, name: str, principal: str, config: str | None,
 
     kernel_of(ctx).writing()
     params = read_params(ctx, params_text, params_file)
-    a = agents.change(kernel_of(ctx).db, name, principal, config, params)
+    a = agents.change(kernel_of(ctx).db, name, principal, config, params, reset_memory)
     emit(a, as_json, lambda: print_agent(a))
 
 
@@ -593,7 +594,7 @@ def pool_list(ctx: click.Context, as_json: bool) -> None:
 @pool.command("read")
 @click.argument("name")
 @as_option
-@click.option("--since", default=0, show_default=True, type=click.IntRange(0), help="Entries after this number.")
+@click.option("--since", default=0, show_default=True, type=click.IntRange(0, 2**62), help="Entries after this.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000))
 @json_option
 @click.pass_context
@@ -653,8 +654,5 @@ def message(ctx: click.Context, to: str, body: str, principal: str, as_json: boo
 
     k = kernel_of(ctx)
     k.writing()
-    from kernel import ledger
-
-    ledger.require_principal(k.db, principal)
-    sent = pools.send_message(k.db, principal, to, body)
+    sent = pools.send_message(k.db, k.settings, principal, to, body)
     emit({"id": sent, "from": principal, "to": to}, as_json, lambda: out.print(f"message {sent} left for {to}"))

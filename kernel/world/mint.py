@@ -13,6 +13,7 @@ later. The weights per kind are state the Governor adjusts.
 
 import ast
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,16 +32,17 @@ if TYPE_CHECKING:
 
 MINT_PRINCIPAL = "mint"  # the system principal that holds the Mint's suites and funds its escrows
 TASK_KINDS = ("code", "tests")
+KIND_RE = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 
 
 class TaskSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=PRINCIPAL_RE.pattern)
-    kind: str = Field(pattern=r"[a-z][a-z0-9_-]{0,39}")
+    name: str = Field(pattern=rf"^{PRINCIPAL_RE.pattern}$")
+    kind: str = Field(pattern=rf"^{KIND_RE.pattern}$")
     reward: int = Field(gt=0, le=10**9)
-    target: str = Field(pattern=r"[A-Za-z_][A-Za-z0-9_]{0,99}")
-    function: str = Field(pattern=r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+    target: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+    function: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
     signature: str = Field(default="", max_length=500)
     description: str = Field(default="", max_length=4000)
     uses: list[str] = Field(default_factory=list, max_length=20)
@@ -147,6 +149,8 @@ def weights(db: Database) -> dict[str, float]:
 
 def set_weight(db: Database, kind: str, weight: float) -> dict[str, float]:
     """The Mint's reward weight for a kind of task (the Governor's incentive lever)."""
+    if not isinstance(kind, str) or not KIND_RE.fullmatch(kind):
+        raise InvalidInput(f"{kind!r} is not a kind of task: 1-40 lowercase letters, digits, '-' or '_'.")
     if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 100:
         raise InvalidInput(f"a Mint weight is a number from 0 to 100 (got {weight!r}).")
     with db.transaction() as conn:
@@ -171,28 +175,52 @@ def task_of_escrow(db: Database) -> dict[str, dict[str, Any]]:
             for r in db.rows("SELECT name, escrow_id, spec FROM tasks WHERE escrow_id IS NOT NULL")}  # fmt: skip
 
 
+def adopt_orphans(db: Database) -> list[str]:
+    """Open Mint escrows no task points at (a run killed between opening one and recording it):
+    linked to their task, so a task is never posted (nor its reward minted) twice."""
+    orphans = db.rows(
+        "SELECT e.id, e.tests_id FROM escrows e WHERE e.buyer = ? AND e.state IN ('open', 'delivered', 'judged',"
+        " 'disputed') AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.escrow_id = e.id) ORDER BY e.created_at",
+        (MINT_PRINCIPAL,),
+    )
+    adopted = []
+    with db.transaction() as conn:
+        for orphan in orphans:
+            linked = conn.execute(
+                "UPDATE tasks SET escrow_id = ?, posted = posted + 1 WHERE name = (SELECT name FROM tasks"
+                " WHERE tests_id = ? AND escrow_id IS NULL ORDER BY name LIMIT 1)",
+                (orphan["id"], orphan["tests_id"]),
+            ).rowcount
+            if linked:
+                adopted.append(orphan["id"])
+    return adopted
+
+
 def post(db: Database, settings: Settings, court: "Court", tick: int) -> list[dict[str, Any]]:
-    """Post this tick's tasks as escrows the Mint funds; returns what was posted."""
+    """Post this tick's tasks as escrows the Mint funds; returns what was posted.
+
+    Tasks are taken least-posted first; one whose reward (x weight) is 0 or does not fit
+    what is left of this tick's minting budget is skipped, not a stop for the others."""
+    adopt_orphans(db)
     due = db.rows(
         "SELECT name, kind, reward, tests_id FROM tasks WHERE escrow_id IS NULL"
-        " AND (settled_tick IS NULL OR settled_tick + ? <= ?) ORDER BY posted, name LIMIT ?",
-        (settings.task_repost_ticks, tick, settings.mint_tasks_per_tick),
+        " AND (settled_tick IS NULL OR settled_tick + ? <= ?) ORDER BY posted, name",
+        (settings.task_repost_ticks, tick),
     )
-    if not due:
-        return []
     weight = weights(db)
-    budget = settings.mint_per_tick - int(
-        (db.one("SELECT COALESCE(SUM(amount), 0) AS s FROM mint_log WHERE tick = ?", (tick,)) or {"s": 0})["s"]
-    )
-    posted = []
+    spent = db.one("SELECT COALESCE(SUM(amount), 0) AS s FROM mint_log WHERE tick = ?", (tick,))
+    budget = settings.mint_per_tick - int(spent["s"] if spent else 0)
+    posted: list[dict[str, Any]] = []
     for task in due:
+        if len(posted) >= settings.mint_tasks_per_tick:
+            break
         amount = int(round(task["reward"] * weight.get(task["kind"], 1.0)))
-        if amount <= 0:
+        if amount <= 0 or amount > settings.max_amount:
             continue
         with db.transaction() as conn:
             lacking = max(0, amount - ledger.balance_in(conn, MINT_PRINCIPAL))
             if lacking > budget:
-                break
+                continue
             budget -= lacking
             if lacking:
                 ledger.mint(conn, ledger.principal_account(MINT_PRINCIPAL), lacking, settings.bounds,

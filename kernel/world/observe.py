@@ -59,10 +59,10 @@ def observation(
 ) -> dict[str, Any]:
     name = agent["name"]
     tasks = mint.task_of_escrow(db)
-    open_escrows = [escrow_brief(e, tasks, db) for e in court.escrows("open")][-settings.observe_artifacts :]
+    open_escrows = [escrow_brief(e, tasks, db) for e in court.escrows("open", settings.observe_artifacts)]
     mine = [p for p in pools.pools_of(db, name)]
     workers = db.rows("SELECT name, state FROM agents WHERE config_owner = ? AND name != ? ORDER BY seq", (name, name))
-    return {
+    whole = {
         "tick": tick,
         "agent": name,
         "trigger": trigger,
@@ -90,6 +90,38 @@ def observation(
             for p in mine
         ],
     }
+    return fit(whole, settings.max_input_bytes - 4096)
+
+
+# What gives way, in this order, when an observation would pass the input cap: the oldest
+# artifacts, the oldest pool entries, the newest messages (they wait for a later step), the
+# oldest escrows. Deterministic, so a replay trims the same way; ``truncated`` says how much.
+TRIM_ORDER = (("artifacts", "oldest"), ("pools", "oldest"), ("messages", "newest"), ("escrows", "oldest"))
+
+
+def size(obs: dict[str, Any]) -> int:
+    return len(json.dumps(obs).encode())
+
+
+def fit(obs: dict[str, Any], budget: int) -> dict[str, Any]:
+    """``obs`` within ``budget`` bytes of JSON, its listings cut as TRIM_ORDER says."""
+    cut: dict[str, int] = {}
+    for key, end in TRIM_ORDER:
+        while size(obs) > budget:
+            if key == "pools":
+                fullest = max(obs["pools"], key=lambda p: len(p["entries"]), default=None)
+                if fullest is None or not fullest["entries"]:
+                    break
+                fullest["entries"].pop(0)
+                cut[key] = cut.get(key, 0) + 1
+            elif obs[key]:
+                n = max(1, len(obs[key]) // 8)  # a few re-measures, not one per item
+                obs[key] = obs[key][n:] if end == "oldest" else obs[key][:-n]
+                cut[key] = cut.get(key, 0) + n
+            else:
+                break
+    obs["truncated"] = cut
+    return obs
 
 
 def _latest(db: Database, pool: str) -> int:

@@ -139,12 +139,16 @@ def list_pools(db: Database) -> list[dict[str, Any]]:
     )
 
 
-def send_message(db: Database, sender: str, to: str, body: str, run_id: str | None = None) -> int:
-    """Leave ``body`` for principal ``to``; its policy sees it in its next observation."""
+def send_message(db: Database, settings: Settings, sender: str, to: str, body: str, run_id: str | None = None) -> int:
+    """Leave ``body`` for principal ``to`` (its policy sees it in its next observation); the
+    sender pays KERNEL_MESSAGE_PRICE, burned."""
+    ledger.require_principal(db, sender)
     ledger.require_principal(db, to)
     if not isinstance(body, str) or not 0 < len(body) <= 4000:
         raise InvalidInput("a message is 1-4000 characters of text.")
     with db.transaction() as conn:
+        ledger.move(conn, ledger.principal_account(sender), ledger.MINT, settings.message_price, kind="message",
+                    memo=f"to {to}", run_id=run_id)  # fmt: skip
         cur = conn.execute("INSERT INTO messages (sender, recipient, body, run_id, tick, at) VALUES (?, ?, ?, ?, ?, ?)",
                            (sender, to, body, run_id, current_tick(conn), now()))  # fmt: skip
         return int(cur.lastrowid or 0)

@@ -77,15 +77,21 @@ def example(world: "World", agents_count: int = 24, examples: Path = EXAMPLES) -
         raise InvalidInput("this home already has agents; set the example world up in a new --home.")
     if not 2 <= agents_count <= 1000:
         raise InvalidInput(f"--agents must be from 2 to 1000 (got {agents_count}).")
+    roles = [ROLES[i % len(ROLES)] for i in range(agents_count)]
+    if not settings.reason_model:
+        roles = ["generalist" if r == "thinker" else r for r in roles]
+    names = [AUTHOR, *(f"{r}-{roles[: i + 1].count(r)}" for i, r in enumerate(roles))]
+    taken = [n for n in names if db.one("SELECT 1 FROM principals WHERE name = ?", (n,))]
+    if taken:
+        raise InvalidInput(f"principal '{taken[0]}' already exists; set the example world up in a new --home.")
+    if db.one("SELECT 1 FROM pools WHERE name IN ('firm', 'guild')"):
+        raise InvalidInput("pool 'firm' or 'guild' already exists; set the example world up in a new --home.")
     seed = int((world.db.one("SELECT seed FROM world WHERE id = 1") or {"seed": 0})["seed"])
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2**32,)))
     solutions = read_solutions(examples / "tasks")
     ledger.create_principal(db, AUTHOR, 0, settings.bounds)
     config = world.k.submit(examples / "agents" / "policy", AUTHOR, public=True).artifact.id
     mint_tasks.load(db, settings, examples / "tasks")
-    roles = [ROLES[i % len(ROLES)] for i in range(agents_count)]
-    if not settings.reason_model:
-        roles = ["generalist" if r == "thinker" else r for r in roles]
     manager = f"manager-{1}" if "manager" in roles else None
     spawned: list[dict[str, Any]] = []
     counts = dict.fromkeys(ROLES, 0)
