@@ -83,7 +83,7 @@ class BuyConfig(Body):
 
 
 class WorldRun(Body):
-    ticks: Annotated[int, Field(ge=1, le=1_000_000)]
+    ticks: Annotated[int, Field(ge=1, le=100, description="at most 100 a request: a request is not a batch job")]
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
 
 
