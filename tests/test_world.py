@@ -202,7 +202,7 @@ def test_reason_is_metered_in_tokens_and_refused_without_a_model(tmp_path: Path,
         agents.spawn(w.db, w.settings, cfg, "ada", grant=2000)
         w.run(1)
         step = w.steps("ada")[0]
-        assert step["status"] == expect
+        assert step["status"] == expect, w.k.run(step["run_id"]).reason
         if model:
             assert json.loads(step["reasoning"])["prompt"] == "build or rest?"  # llm-echo answers with the prompt
             reserved = w.db.one("SELECT amount, memo FROM ledger WHERE kind = 'reason'")

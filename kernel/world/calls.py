@@ -85,6 +85,11 @@ class WorldCalls:
             handler.audit_call("escrows", detail=f"{len(listed)} listed")
             return listed
         if isinstance(call, OpenEscrowCall):
+            if call.args.deadline is not None and ctx.tick is not None:
+                raise InvalidInput(
+                    "an escrow opened in a world takes the longest deadline: deadlines are wall-clock time, which"
+                    " a replay cannot reproduce; open it without one."
+                )
             escrow = self.court().open(ctx.principal, call.args.amount, call.args.tests_id, call.args.deadline)
             handler.audit_call(
                 "open_escrow", artifact_id=escrow.tests_id, detail=f"escrow {escrow.id}: {escrow.amount}"

@@ -4,7 +4,8 @@ A tick: the Mint posts its tasks; every active agent, in an order drawn from the
 the tick, pays the step price and has its policy invoked in a fresh sandbox as itself
 (trigger ``tick``), with its observation; the decision it returns (with its reasoning and
 the memory it keeps) is recorded as a step; then the judiciary judges every delivered
-escrow, and the tick is committed. Ids are drawn from the seed (``kernel.ids``), so the
+escrow, and the tick is committed. Nothing in a tick reads the wall clock: escrows a world
+opens take the longest deadline, and ticks do not expire escrows. Ids are drawn from the seed (``kernel.ids``), so the
 same seed and policies replay to the same decisions, ledger and events, wall-clock
 timestamps and measured usage aside.
 
@@ -52,6 +53,10 @@ class World:
             court = Court(kernel)
         self.k, self.court, self.db, self.settings = kernel, court, kernel.db, kernel.settings
         kernel.use_court(lambda: self.court)
+        if self.settings.reason_model:
+            from kernel.world.reason import load_llm
+
+            load_llm()  # now, on this thread, not first inside a run's call
 
     # -- state ---------------------------------------------------------------------------
     def _world(self) -> dict[str, Any] | None:
@@ -146,7 +151,6 @@ class World:
         for escrow in self.court.escrows("delivered"):
             with contextlib.suppress(KernelError):  # judged meanwhile, or nobody could judge it: recorded on it
                 self.court.judge(escrow.id)
-        self.court.expire()
         mint.close_settled(self.db, tick)
         self.k.audit.flush()  # the tick's decisions are readable once it is committed
         with self.db.transaction() as conn:

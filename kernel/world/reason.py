@@ -12,6 +12,8 @@ many tokens where its plugin takes ``max_tokens``, and the answer is cut to that
 words in any case: nothing is answered that was not paid for.
 """
 
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,8 @@ from kernel.db import Database
 from kernel.errors import InsufficientFunds
 from kernel.settings import Settings
 from kernel.world.errors import NoModel
+
+_import_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -34,18 +38,36 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-def _ask(model_id: str, prompt: str, max_tokens: int) -> tuple[str, int | None, int | None]:
+def load_llm() -> Any:
+    """The ``llm`` library with its plugins. Imported once, under a lock: a first import racing
+    another thread's imports can see a half-made module; the world imports it up front."""
+    with _import_lock:
+        try:
+            import llm
+        except ImportError:
+            time.sleep(0.1)  # another thread was importing what it needs: once more, after it
+            try:
+                import llm
+            except ImportError as exc:
+                raise NoModel(
+                    f"the `llm` library cannot be imported ({exc}); install the project's dependencies."
+                ) from exc
+        return llm
+
+
+def model_of(model_id: str) -> Any:
+    llm = load_llm()
     try:
-        import llm
-    except ImportError as exc:  # pragma: no cover - a dependency of the project
-        raise NoModel("the `llm` library is not installed; install the project's dependencies.") from exc
-    try:
-        model = llm.get_model(model_id)
+        return llm.get_model(model_id)
     except llm.UnknownModelError as exc:
         raise NoModel(
             f"KERNEL_REASON_MODEL names '{model_id}', which no installed llm plugin provides;"
             " `llm models` lists the models."
         ) from exc
+
+
+def _ask(model_id: str, prompt: str, max_tokens: int) -> tuple[str, int | None, int | None]:
+    model = model_of(model_id)
     options: dict[str, Any] = {}
     if "max_tokens" in getattr(model.Options, "model_fields", {}):
         options["max_tokens"] = max_tokens
