@@ -9,12 +9,12 @@ black-market benchmark needs to produce a faithful audit log quickly.
 
 import base64
 import json
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kernel.sandbox.base import Sandbox, SandboxOutcome, SandboxSpec, Slot, Stop
+from kernel.sockets import connect_unix
 
 
 class CallFailed(Exception):
@@ -30,8 +30,7 @@ class Env:
 
     def __init__(self, sock_path: Path, work: Path):
         self.work = work
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock.connect(str(sock_path))
+        self._sock = connect_unix(str(sock_path))  # a deep home's path may pass AF_UNIX's 108 bytes
         self._io = self._sock.makefile("rwb")
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ shipped policies and the artifacts they write are single modules).
 import hashlib
 import importlib.util
 import json
+import os
 import sys
 import threading
 import traceback
@@ -67,7 +68,9 @@ class TrustedPython(Sandbox):
         value = json.loads((mounts["/kernel/in"] / "input.json").read_text())
         client = kernel_client()
         client._drop()
-        client._local.path = str(mounts["/kernel/sock"] / "kernel.sock")
+        # Through /proc/self/fd, as kernel.sockets does: a home's deep path may pass AF_UNIX's 108 bytes.
+        sock_dir = os.open(mounts["/kernel/sock"], os.O_PATH | os.O_DIRECTORY)
+        client._local.path = f"/proc/self/fd/{sock_dir}/kernel.sock"
         try:
             result: dict[str, Any] = {
                 "ok": True,
@@ -79,6 +82,7 @@ class TrustedPython(Sandbox):
         finally:
             client._drop()
             client._local.path = None
+            os.close(sock_dir)
         (mounts["/kernel/out"] / "result.json").write_text(json.dumps(result))
         return SandboxOutcome(exit_code=0, cpu_seconds=0.0)
 
