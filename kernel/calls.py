@@ -33,7 +33,7 @@ class RunContext:
     artifact: Artifact
     root_run_id: str
     depth: int
-    trigger: str = "user"  # tick, command, call or user (models.TRIGGERS)
+    trigger: str = "user"  # tick, command, call or user (models.RunResult.trigger)
     tick: int | None = None  # the world's tick, for runs of a world
     ids: Any = None  # the world's id source (kernel.ids.Source) its calls draw from, if any
 

@@ -18,11 +18,15 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from kernel import process
 from kernel.errors import SandboxError
 from kernel.sandbox.base import Dir
 
 OWNER_FILE = ".owner"
-BORN_SECONDS = 60  # a folder with no owner file yet is left alone this long
+BORN_SECONDS = 60  # a folder with no owner file (made by an older kernel) is left alone this long
+# A folder being made or removed carries the owning process in its name, so that whenever a
+# kernel dies, a sweep can tell whose it was: '.mk-PID_START_NS-NAME', '.rm-PID_START_NS-NAME'.
+MAKING, REMOVING = ".mk-", ".rm-"
 MS_NOSUID, MS_NODEV = 2, 4
 MNT_DETACH = 2
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -64,10 +68,14 @@ class RunDir:
 
     def __init__(self, root: Path, name: str, dirs: Iterable[Dir], uid: int, owner: str):
         self.path = root / name
-        self.path.mkdir(parents=True, exist_ok=False)
-        staged = self.path / f"{OWNER_FILE}.new"
-        staged.write_text(owner)
-        staged.rename(self.path / OWNER_FILE)  # whole or absent: a sweep tells a live run from a crashed one
+        making = _tagged(self.path, MAKING, owner)
+        making.mkdir(parents=True)
+        try:
+            (making / OWNER_FILE).write_text(owner)
+            making.rename(self.path)  # seen under its name only with its owner file inside
+        except BaseException:
+            remove(making)
+            raise
         self.inputs, self.out, self.work = self.path / "in", self.path / "out", self.path / "work"
         self.pkg, self.sock = self.path / "pkg", self.path / "sock"
         self.quota = False
@@ -90,12 +98,34 @@ class RunDir:
         remove(self.path)
 
 
+def _tagged(path: Path, kind: str, owner: str) -> Path:
+    return path.with_name(f"{kind}{owner.replace(':', '_')}-{path.name}")
+
+
+def _tag_owner(name: str) -> str | None:
+    """The owner a '.mk-'/'.rm-' folder's name carries ('' when unreadable), None for other names."""
+    kind = next((k for k in (MAKING, REMOVING) if name.startswith(k)), None)
+    if kind is None:
+        return None
+    owner, dash, _ = name.removeprefix(kind).partition("-")  # an owner token holds no '-'
+    return owner.replace("_", ":") if dash else ""
+
+
 def remove(path: Path) -> None:
+    """Unmount and delete a run's folder. It is first renamed to carry this process's token, so
+    a kernel killed half-way leaves a folder any later sweep removes."""
     with contextlib.suppress(OSError), os.scandir(path) as entries:
         for entry in entries:
             unmount(Path(entry.path))
     unmount(path)
-    shutil.rmtree(path, ignore_errors=True)
+    doomed = path if path.name.startswith(REMOVING) else _tagged(path, REMOVING, process.token())
+    try:
+        path.rename(doomed)
+    except FileNotFoundError:
+        return  # another sweeper has it
+    except OSError:
+        doomed = path
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def _younger_than(path: Path, seconds: float) -> bool:
@@ -111,12 +141,14 @@ def sweep(root: Path, owner_alive: Callable[[str], bool]) -> list[str]:
         return []
     removed = []
     for entry in root.iterdir():
-        try:
-            owner = (entry / OWNER_FILE).read_text()
-        except OSError:
-            owner = ""
-        if not owner and _younger_than(entry, BORN_SECONDS):
-            continue  # just made by a live kernel, which is writing its owner file
+        owner = _tag_owner(entry.name)
+        if owner is None:
+            try:
+                owner = (entry / OWNER_FILE).read_text()
+            except OSError:
+                owner = ""
+            if not owner and _younger_than(entry, BORN_SECONDS):
+                continue  # not ours to judge yet
         if not (owner and owner_alive(owner)):
             remove(entry)
             removed.append(entry.name)
