@@ -1,13 +1,14 @@
 # Two commands matter: `make demo` (the whole system on a real Docker engine) and
 # `make test` (the full suite, Docker integration tests included). Each sets up what is
-# missing (Python environment, Docker engine, sandbox image) and is fast the second time.
+# missing (Python environment, Docker engine, sandbox image, the browser the dashboard's
+# tests drive) and is fast the second time.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup engine image demo test unit lint bench bench-peers clean
+.PHONY: setup engine image browser demo test unit lint bench bench-peers clean
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,12 +21,16 @@ engine:
 image: $(STAMP) engine
 	@$(BIN)/kernel image build
 
+# Debian's chromium, driven by Playwright through its executable_path (never `playwright install`).
+browser:
+	@bash scripts/setup-browser.sh
+
 setup: image
 
 demo: setup
 	@PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
 
-test: setup lint
+test: setup browser lint
 	$(BIN)/pytest
 
 unit: $(STAMP)

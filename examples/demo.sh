@@ -126,3 +126,10 @@ echo "# who built on whom, who bought their config, who won escrows"
 k world story
 k pool show firm
 k ledger check
+echo
+echo "# telemetry: a snapshot per tick (velocity, Gini, efficiency, depth, control, specialization, alerts)"
+k telemetry --window 10
+k telemetry firms
+kernel telemetry export --format csv | head -3
+echo "# the dashboard: the daemon serves it at its address; this prints it with an operator token"
+kernel dashboard | sed 's/#token=.*/#token=kt_.../'

@@ -122,6 +122,12 @@ class KernelGroup(LazyGroup):
         ),
         "pool": ("kernel.world.commands:pool", "Pools: a swarm's shared, append-only memory, read and written by"),
         "message": ("kernel.world.commands:message", "Leave a message for a principal (its policy sees it next step)."),
+        "telemetry": (
+            "kernel.telemetry.commands:telemetry",
+            "The economy's metrics: the latest tick's values and totals over a window of ticks.",
+        ),
+        "dashboard": ("kernel.telemetry.commands:dashboard", "Make an operator's token for the dashboard and print"),
+        "browse": ("kernel.telemetry.commands:browse", "Open the home's database read-only in Datasette, for ad-hoc"),
     }
 
     def invoke(self, ctx: click.Context) -> Any:

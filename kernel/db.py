@@ -532,6 +532,78 @@ def m007_world(conn: sqlite3.Connection) -> None:
     )
 
 
+def m008_telemetry(conn: sqlite3.Connection) -> None:
+    """Telemetry of the economy, kept tick by tick from what each tick added (kernel/telemetry),
+    and the Genesis artifacts: infrastructure the Governor promoted."""
+    run_script(
+        conn,
+        """
+        CREATE INDEX runs_tick ON runs (tick);
+        CREATE TABLE genesis (
+            artifact_id TEXT PRIMARY KEY REFERENCES artifacts(id),
+            tick INTEGER,
+            reason TEXT NOT NULL,
+            at TEXT NOT NULL
+        );
+        -- One row per world tick: its metrics, and where the next snapshot's reading starts.
+        CREATE TABLE telemetry_ticks (
+            tick INTEGER PRIMARY KEY,
+            ledger_to INTEGER NOT NULL,       -- the last ledger row counted
+            artifacts_to INTEGER NOT NULL,    -- the last artifacts rowid counted
+            metrics TEXT NOT NULL,            -- JSON: name -> number or null
+            took_ms REAL NOT NULL,
+            at TEXT NOT NULL
+        );
+        -- Per artifact, what the snapshots learnt so far.
+        CREATE TABLE telemetry_artifacts (
+            artifact_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            born_tick INTEGER NOT NULL,
+            depth INTEGER NOT NULL,
+            depth_ng INTEGER NOT NULL,        -- depth with the Genesis artifacts removed
+            compound INTEGER NOT NULL,        -- builds on an older artifact of another owner
+            uses INTEGER NOT NULL DEFAULT 0,  -- runs of it invoked by a run or a person
+            invokers INTEGER NOT NULL DEFAULT 0,
+            last_use INTEGER,
+            productive_tick INTEGER,          -- first invoked, or depended on, by another principal
+            earned INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE telemetry_invocations (
+            artifact_id TEXT NOT NULL,
+            tick INTEGER NOT NULL,
+            principal TEXT NOT NULL,
+            runs INTEGER NOT NULL,
+            PRIMARY KEY (artifact_id, tick, principal)
+        ) WITHOUT ROWID;
+        CREATE INDEX telemetry_invocations_tick ON telemetry_invocations (tick);
+        CREATE TABLE telemetry_actions (
+            agent TEXT NOT NULL,
+            tick INTEGER NOT NULL,
+            category TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (tick, agent, category)
+        ) WITHOUT ROWID;
+        -- Ties between principals that money made (payments, escrows settled): firms are read from them.
+        CREATE TABLE telemetry_ties (
+            a TEXT NOT NULL,
+            b TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            weight REAL NOT NULL,
+            PRIMARY KEY (a, b, kind)
+        ) WITHOUT ROWID;
+        -- Output per principal per tick (artifacts that became productive, escrows won).
+        CREATE TABLE telemetry_output (
+            principal TEXT NOT NULL,
+            tick INTEGER NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (tick, principal)
+        ) WITHOUT ROWID;
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_proxy_audit", m002_proxy_audit),
@@ -540,6 +612,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("m005_bounds", m005_bounds),
     ("m006_service", m006_service),
     ("m007_world", m007_world),
+    ("m008_telemetry", m008_telemetry),
 ]
 
 # Every table the migrations make: a database missing one is damaged, not new.

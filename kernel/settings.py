@@ -116,6 +116,14 @@ class Settings(BaseSettings):
     reason_price_per_token: int = Field(default=1, ge=0, le=10**6, description="scrip burned per reason() token")
     reason_max_tokens: int = Field(default=256, ge=1, le=10**6, description="tokens one reason() call may use")
 
+    # telemetry (`kernel telemetry`, the dashboard)
+    telemetry_window: int = Field(
+        default=10, ge=1, le=10**6, description="ticks a windowed metric covers; unused this long, an artifact dies"
+    )
+    audit_every_ticks: int = Field(
+        default=5, ge=0, le=10**6, description="a world runs the black-market scan every this many ticks (0: never)"
+    )
+
     # the judiciary
     appeal_runs: int = Field(
         default=3, ge=1, le=9, description="suite runs in fresh sandboxes when a verdict is disputed"

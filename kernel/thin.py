@@ -4,7 +4,8 @@ When `kernel serve` runs for the home (``--home``, else ``$KERNEL_HOME``, else
 ``./.kernel``), the command line goes to the daemon over the home's Unix socket and the
 daemon runs it on its warm kernel; this path imports only the standard library's
 smallest modules. Without a daemon, or with ``KERNEL_NO_DAEMON=1``, or for commands
-that must run here (``serve``; ``audit export``, which streams to a file descriptor),
+that must run here (``serve``; ``audit export`` and ``telemetry export``, which write where
+the caller is; ``browse``, which becomes Datasette),
 the full CLI runs in this process as before.
 """
 
@@ -16,7 +17,7 @@ import sys
 
 from kernel.sockets import connect_unix
 
-LOCAL_ONLY = {("serve",), ("audit", "export")}
+LOCAL_ONLY = {("serve",), ("audit", "export"), ("telemetry", "export"), ("browse",)}
 MAX_STDIN = 1 << 30
 GLOBAL_OPTIONS_WITH_VALUE = {"--home"}
 

@@ -19,6 +19,7 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
         "m005_bounds",
         "m006_service",
         "m007_world",
+        "m008_telemetry",
     ]
     assert d.migrate() == []
     assert d.rows("PRAGMA journal_mode")[0]["journal_mode"] == "wal"

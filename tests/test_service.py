@@ -95,6 +95,15 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, int, int]] = [
     ("GET", "/v1/agents/nobody", None, ANY, ANY),
     ("POST", "/v1/agents/nobody/command", {"principal": "alice", "input": 1}, ANY, 403),
     ("POST", "/v1/agents/alice/buy-config", {"principal": "alice"}, ANY, 403),
+    ("GET", "/v1/telemetry", None, 403, 403),
+    ("GET", "/v1/telemetry/series?since=3", None, 403, 403),
+    ("GET", "/v1/telemetry/graph", None, 403, 403),
+    ("GET", "/v1/telemetry/lindy?window=5", None, 403, 403),
+    ("GET", "/v1/telemetry/firms", None, 403, 403),
+    ("GET", "/v1/telemetry/specialization", None, 403, 403),
+    ("GET", "/v1/telemetry/top?limit=3", None, 403, 403),
+    ("GET", "/v1/telemetry/recent", None, 403, 403),
+    ("GET", "/v1/telemetry/dashboard", None, 403, 403),
 ]
 
 

@@ -19,9 +19,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from judiciary.court import Court
+from kernel import web
 from kernel.api import Kernel
 from kernel.listing import MAX_LISTED
-from kernel.service import tokens
+from kernel.service import telemetry, tokens
 from kernel.service.errors import ApiError, install
 from kernel.service.limits import BodyLimit, Concurrency, RateLimiter, TokenGate
 from kernel.service.tokens import Identity
@@ -321,7 +322,6 @@ def create_app(kernel: Kernel) -> FastAPI:
         court = Court(kernel, s.appeal_runs)
         return court.dispute(ref, acting(who, new.principal), new.reason).model_dump(mode="json")
 
-    # -- tokens --------------------------------------------------------------------------------------
     # -- the economy -------------------------------------------------------------------------------------
     def world() -> Any:
         from kernel.world.clock import World
@@ -387,6 +387,11 @@ def create_app(kernel: Kernel) -> FastAPI:
             raise ApiError(403, "forbidden", f"only {name} itself can buy its config.")
         return agents.buy_config(kernel.db, name).model_dump(mode="json")
 
+    # -- telemetry (kernel/service/telemetry.py) ------------------------------------------------
+    telemetry.install(app, kernel, Who, admin)
+    web.install(app)  # the dashboard's page and scripts at / and /static/ (public: no data in them)
+
+    # -- tokens --------------------------------------------------------------------------------------
     @app.get("/v1/tokens", tags=["tokens"])
     def token_list(who: Who) -> list[dict[str, Any]]:
         admin(who)

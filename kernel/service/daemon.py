@@ -126,6 +126,7 @@ def serve(
         config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=grace,
                                 proxy_headers=False)  # fmt: skip
         server = uvicorn.Server(config)
+        app.state.stopping = lambda: server.should_exit  # long-lived streams end when the daemon stops
         logging.getLogger("kernel.service").info("serving %s on %s and %s", settings.home, info["url"], info["socket"])
         # uvicorn re-raises the signal that stopped it once it has stopped: end this process by
         # SystemExit then (not by the default action), so that what follows still runs.

@@ -5,6 +5,7 @@ import time
 from typing import Any
 
 from kernel.service.errors import ApiError, body
+from kernel.web import PUBLIC_PATHS
 
 Scope = dict[str, Any]
 
@@ -84,7 +85,8 @@ class TokenGate:
     read (so that nobody unauthenticated can make the daemon parse a large body); failures are rate
     limited per client address. The identity found is left in ``scope["state"]["identity"]``."""
 
-    PUBLIC = frozenset({"/v1/health", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
+    # the dashboard's page and scripts hold no data: its data comes from the telemetry API, with a token
+    PUBLIC = frozenset({"/v1/health", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}) | PUBLIC_PATHS
 
     def __init__(self, app: Any, verify: Any, failures: "RateLimiter"):
         self.app, self.verify, self.failures = app, verify, failures

@@ -30,6 +30,7 @@ from kernel.errors import InsufficientFunds, InvalidInput, KernelError
 from kernel.models import RunStatus
 from kernel.proxy import REASONING_CHARS
 from kernel.runs import encode_input, too_deep
+from kernel.telemetry import snapshot
 from kernel.world import agents as agent_state
 from kernel.world import mint
 from kernel.world.errors import WorldError
@@ -153,9 +154,13 @@ class World:
                 self.court.judge(escrow.id)
         mint.close_settled(self.db, tick)
         self.k.audit.flush()  # the tick's decisions are readable once it is committed
+        every = self.settings.audit_every_ticks
+        if every and (tick + 1) % every == 0:
+            self.k.audit_scan()  # black-market alerts, per tick (its ids are not drawn from the world's seed)
         with self.db.transaction() as conn:
             conn.execute("UPDATE world SET tick = ?, ids_issued = ?, in_tick = NULL, updated_at = ? WHERE id = 1",
                          (tick + 1, source.counter, now()))  # fmt: skip
+        snapshot.take(self.db, tick, self.settings.telemetry_window)
 
     # -- one step ------------------------------------------------------------------------------
     def step(self, name: str, tick: int, seed: int, trigger: str, command: Any = None) -> dict[str, Any]:

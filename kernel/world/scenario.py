@@ -108,6 +108,9 @@ def example(world: "World", agents_count: int = 24, examples: Path = EXAMPLES) -
             agents.set_price(db, settings, name, manager, CONFIG_PRICE)
         else:
             grant = {"manager": MANAGER_GRANT, "thinker": THINKER_GRANT}.get(role, GRANT)
+            if name == manager:  # it pays for all the workers' spawns: enough for them and half its own
+                need = roles.count("worker") * (WORKER_GRANT + agents.spawn_cost(db, settings, config))
+                grant = max(grant, MANAGER_GRANT // 2 + need)
             agents.spawn(db, settings, config, name, grant=grant, params=params)
         spawned.append({"name": name, "role": role, "skills": len(params["skills"])})
     if manager:
