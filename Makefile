@@ -10,6 +10,9 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup engine image browser demo test unit lint bench bench-peers clean
 
+# The telemetry benchmark's world: 100 agents for this many ticks (1000, its default, takes hours here).
+TELEMETRY_TICKS ?= 120
+
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --config-settings editable_mode=compat -e '.[dev]'
@@ -34,7 +37,7 @@ test: setup browser lint
 	$(BIN)/pytest
 
 unit: $(STAMP)
-	$(BIN)/pytest -m "not docker"
+	$(BIN)/pytest -m "not docker and not browser"
 
 lint: $(STAMP)
 	$(BIN)/ruff check kernel judiciary tests benchmarks examples/agents
@@ -49,6 +52,7 @@ bench: setup
 	$(BIN)/python benchmarks/blackmarket.py
 	$(BIN)/python benchmarks/concurrency.py
 	$(BIN)/python benchmarks/world.py
+	$(BIN)/python benchmarks/telemetry.py --ticks $(TELEMETRY_TICKS)
 
 # The kernel's peers (epicbox, llm-sandbox) in a venv of their own, timed on the local image.
 PEER_REPS ?= 15

@@ -126,7 +126,7 @@ class KernelGroup(LazyGroup):
             "kernel.telemetry.commands:telemetry",
             "The economy's metrics: the latest tick's values and totals over a window of ticks.",
         ),
-        "dashboard": ("kernel.telemetry.commands:dashboard", "Make an operator's token for the dashboard and print"),
+        "dashboard": ("kernel.telemetry.commands:dashboard", "Make a read-only token for the dashboard and print the"),
         "browse": ("kernel.telemetry.commands:browse", "Open the home's database read-only in Datasette, for ad-hoc"),
     }
 

@@ -539,6 +539,8 @@ def m008_telemetry(conn: sqlite3.Connection) -> None:
         conn,
         """
         CREATE INDEX runs_tick ON runs (tick);
+        -- full: what the token's principal (or an operator) may do; telemetry: read the dashboard's data only
+        ALTER TABLE api_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'full' CHECK (scope IN ('full', 'telemetry'));
         CREATE TABLE genesis (
             artifact_id TEXT PRIMARY KEY REFERENCES artifacts(id),
             tick INTEGER,
@@ -550,6 +552,7 @@ def m008_telemetry(conn: sqlite3.Connection) -> None:
             tick INTEGER PRIMARY KEY,
             ledger_to INTEGER NOT NULL,       -- the last ledger row counted
             artifacts_to INTEGER NOT NULL,    -- the last artifacts rowid counted
+            runs_to INTEGER NOT NULL,         -- the last runs rowid seen (runs outside a world's ticks)
             metrics TEXT NOT NULL,            -- JSON: name -> number or null
             took_ms REAL NOT NULL,
             at TEXT NOT NULL
@@ -578,6 +581,17 @@ def m008_telemetry(conn: sqlite3.Connection) -> None:
             PRIMARY KEY (artifact_id, tick, principal)
         ) WITHOUT ROWID;
         CREATE INDEX telemetry_invocations_tick ON telemetry_invocations (tick);
+        CREATE TABLE telemetry_invokers (
+            artifact_id TEXT NOT NULL,
+            principal TEXT NOT NULL,
+            PRIMARY KEY (artifact_id, principal)
+        ) WITHOUT ROWID;
+        -- Per principal: its steps started by its own loop (tick) and by its config's owner (command).
+        CREATE TABLE telemetry_control (
+            principal TEXT PRIMARY KEY,
+            ticks INTEGER NOT NULL DEFAULT 0,
+            commands INTEGER NOT NULL DEFAULT 0
+        );
         CREATE TABLE telemetry_actions (
             agent TEXT NOT NULL,
             tick INTEGER NOT NULL,

@@ -15,13 +15,14 @@ from fastapi.testclient import TestClient
 
 from kernel.cli import main
 from kernel.db import now
+from kernel.errors import KernelError
 from kernel.service import tokens
 from kernel.service.app import create_app
 from kernel.telemetry import metrics, snapshot, views
 from kernel.world import agents
 from kernel.world.clock import World
 from tests.conftest import PackageFactory
-from tests.test_world import make_world
+from tests.test_world import make_world, policy
 
 # ann builds alone, then uses bob's lib and pays cal; cal builds on bob's lib, then on its own
 # work; dan uses bob's lib twice. A step costs 1 scrip.
@@ -203,6 +204,7 @@ def test_cli_prints_exports_and_refuses_bad_input(world: tuple[World, dict[str, 
     assert rows[0]["velocity"] != "" and "gini" in rows[0]
     lines = cli(home, "telemetry", "export", "--format", "jsonl").output.splitlines()
     assert [json.loads(line)["depth"] for line in lines] == [1, 2, 3]
+    assert cli(home, "telemetry", "export", "--output", "-").output.startswith("tick,")
     target = tmp_path / "out.csv"
     written = cli(home, "telemetry", "export", "--output", str(target))
     assert written.exit_code == 0 and target.read_text().startswith("tick,")
@@ -228,12 +230,84 @@ def test_an_empty_home_has_no_telemetry_yet(tmp_path: Path) -> None:
     assert cli(tmp_path / "home", "telemetry", "export", "--format", "jsonl").output == ""
 
 
-def test_dashboard_prints_an_address_with_an_operator_token(world: tuple[World, dict[str, str]]) -> None:
+def test_dashboard_prints_an_address_with_a_read_only_token(world: tuple[World, dict[str, str]]) -> None:
     w, _ = world
+    first = json.loads(cli(w.settings.home, "dashboard", "--json").output)
     made = json.loads(cli(w.settings.home, "dashboard", "--json").output)
     assert made["url"].startswith(f"http://{w.settings.listen}/#token=kt_") and made["serving"] is False
+    assert made["revoked"] == [first["token_id"]]  # one live address per label
+    assert tokens.verify(w.db, first["url"].split("#token=", 1)[1]) is None
     who = tokens.verify(w.db, made["url"].split("#token=", 1)[1])
-    assert who is not None and who.admin
+    assert who is not None and who.admin and who.scope == "telemetry"
+    client = TestClient(create_app(w.k), raise_server_exceptions=False)
+    auth = {"Authorization": "Bearer " + made["url"].split("#token=", 1)[1]}
+    assert client.get("/v1/telemetry/dashboard", headers=auth).status_code == 200
+    assert client.get("/v1/ledger/check", headers=auth).status_code == 200
+    for method, path, body in (("POST", "/v1/transfers", {"to": "bob", "amount": 1, "principal": "alice"}),
+                               ("POST", "/v1/tokens", {"admin": True}), ("GET", "/v1/principals", None),
+                               ("GET", "/v1/audit/alerts", None), ("POST", "/v1/world/run", {"ticks": 1})):  # fmt: skip
+        refused = client.request(method, path, headers=auth, json=body)
+        assert refused.status_code == 403 and "only reads the dashboard" in refused.text, (path, refused.text)
+    assert w.k.balance("alice") == 500
+    with pytest.raises(KernelError, match="scope"):
+        tokens.create(w.db, "alice", scope="telemetry")
+
+
+def test_paying_oneself_is_not_trade(tmp_path: Path, make_pkg: PackageFactory) -> None:
+    body = """\
+if obs["tick"] == 0:
+    mine = kc.submit({"pyproject.toml": '[project]\\nname = "mine"\\nversion = "1"\\n[tool.kernel]\\nkind = "code"\\n'
+                      'entrypoint = "m:f"\\nprice = 7\\n', "m.py": "def f(v):\\n    return v\\n"})
+    return {"reasoning": "built", "memory": {"mine": mine}}
+kc.invoke(obs["memory"]["mine"], 1)
+return {"reasoning": "used my own", "memory": obs["memory"]}"""
+    w = make_world(tmp_path / "home", audit_every_ticks=0)
+    w.k.create_principal("alice", grant=50)
+    cfg = w.k.submit(policy(make_pkg, body), "alice").artifact.id
+    agents.spawn(w.db, w.settings, cfg, "ann", grant=100)
+    w.run(2)
+    t1 = per_tick(w)[1]
+    assert w.db.one("SELECT COUNT(*) AS n FROM ledger WHERE kind = 'price'") == {"n": 1}  # paid to itself
+    assert (t1["transfers"], t1["trade_value"], t1["price_value"], t1["velocity"]) == (0, 0, 0, 0.0)
+    assert t1["output"] == 0  # used by its owner only: not productive
+    w.k.close()
+
+
+def test_a_persons_runs_between_ticks_count_at_the_next_snapshot(
+    world: tuple[World, dict[str, str]],
+) -> None:
+    w, ids = world
+    for _ in range(3):
+        assert w.k.invoke(ids["lib"], "alice", 1).status == "ok"
+    w.run(1)
+    t3 = per_tick(w)[3]
+    assert t3["price_value"] == 6 and t3["runs"] == 3 + 3  # three steps, alice's three runs
+    lib = w.db.one("SELECT uses, invokers, last_use FROM telemetry_artifacts WHERE artifact_id = ?", (ids["lib"],))
+    assert lib == {"uses": 6, "invokers": 3, "last_use": 3}
+
+
+def test_a_tick_whose_snapshot_failed_gets_it_on_the_next_run(
+    tmp_path: Path, make_pkg: PackageFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kernel.world import clock
+
+    w, _ = scripted(tmp_path / "home", make_pkg, ticks=1)
+    real = snapshot.take
+
+    def fails(db: Any, tick: int, window: int = 10) -> Any:
+        if tick == 1:
+            raise RuntimeError("disk full")
+        return real(db, tick, window)
+
+    monkeypatch.setattr(clock.snapshot, "take", fails)
+    with pytest.raises(RuntimeError):
+        w.run(1)  # tick 1 is done; its snapshot is not
+    monkeypatch.setattr(clock.snapshot, "take", real)
+    w.run(1)
+    ticks = per_tick(w)
+    assert sorted(ticks) == [0, 1, 2]
+    assert (ticks[1]["transfer_value"], ticks[1]["price_value"], ticks[2]["price_value"]) == (5, 4, 2)
+    w.k.close()
 
 
 @pytest.fixture
@@ -344,4 +418,60 @@ def test_alerts_are_counted_per_tick_and_the_world_scans_on_its_schedule(
     assert (per_tick(w)[3]["alerts_new"], per_tick(w)[3]["alerts_total"]) == (0, 1)
     alert = views.recent(w.db)["alerts"][0]
     assert (alert["from"], alert["to"], alert["kind"], alert["tick"]) == ("ann", "cal", "unpaid_flow", 2)
+    # one alert resolved and another raised in the same tick: one new, one standing
+    w.db.conn.execute("UPDATE audit_alerts SET alert = 0 WHERE id = 'al1'")
+    w.db.conn.execute(
+        "INSERT INTO audit_alerts (id, kind, alert, from_principal, to_principal, bytes, score, paid, value, summary,"
+        " story, evidence, thresholds, first_scan, last_scan, created_at, updated_at) VALUES ('al2', 'relay',"
+        " 1, 'dan', 'ann', 900, 0.9, 0, 0, 'dan -> ann', '', '[]', '{}', 3, 3, ?, ?)",
+        (now(), now()),
+    )
+    w.db.conn.commit()
+    w.run(1)
+    assert (per_tick(w)[4]["alerts_new"], per_tick(w)[4]["alerts_total"]) == (1, 1)
     w.k.close()
+
+
+def test_streams_are_capped_per_token_and_do_not_hold_its_request_slots(
+    world: tuple[World, dict[str, str]],
+) -> None:
+    import http.client
+    import urllib.parse
+
+    from kernel.service.telemetry import STREAMS_PER_TOKEN
+    from tests.browser import serve
+
+    w, _ = world
+    app = create_app(w.k)
+    app.state.stream_seconds = 60
+    admin = tokens.create(w.db, None, admin=True)["token"]
+    auth = {"Authorization": f"Bearer {admin}"}
+
+    def open_stream(base: str) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        where = urllib.parse.urlsplit(base)
+        conn = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+        conn.request("GET", "/v1/telemetry/stream", headers=auth)
+        return conn, conn.getresponse()
+
+    with serve(app) as base:
+        held = [open_stream(base) for _ in range(STREAMS_PER_TOKEN)]
+        for _, response in held:
+            assert response.status == 200 and response.readline() == b"event: tick\n"
+        conn, refused = open_stream(base)
+        assert refused.status == 429 and b"streams open already" in refused.read()
+        conn.close()
+        for _ in range(10):  # the open streams leave the token's requests in flight free
+            plain = http.client.HTTPConnection(urllib.parse.urlsplit(base).hostname, urllib.parse.urlsplit(base).port)
+            plain.request("GET", "/v1/telemetry", headers=auth)
+            assert plain.getresponse().status == 200
+            plain.close()
+        for conn, _ in held:
+            conn.close()
+        for _ in range(50):  # a closed stream is noticed within a poll or two
+            conn, again = open_stream(base)
+            if again.status == 200:
+                break
+            conn.close()
+            __import__("time").sleep(0.2)
+        assert again.status == 200
+        conn.close()

@@ -72,7 +72,7 @@ def test_the_world_commands_through_the_daemon(tmp_path: Path, runtime: str, doc
         return subprocess.run([kernel, "--home", str(home), *args], env=env, capture_output=True, text=True,
                               timeout=600)  # fmt: skip
 
-    with Daemon(home, {"KERNEL_RUNTIME": runtime, "KERNEL_REASON_MODEL": "echo"}):
+    with Daemon(home, {"KERNEL_RUNTIME": runtime, "KERNEL_REASON_MODEL": "echo"}) as daemon:
         made = cli("world", "example", "--agents", "4", "--seed", "2", "--json")
         assert made.returncode == 0, made.stderr
         assert [a["role"] for a in json.loads(made.stdout)["agents"]] == ["manager", "worker", "builder", "tester"]
@@ -87,4 +87,22 @@ def test_the_world_commands_through_the_daemon(tmp_path: Path, runtime: str, doc
         assert refused.returncode == 1 and refused.stderr.strip().endswith("(manager-1 does).")
         shown = json.loads(cli("agent", "show", "worker-1", "--json").stdout)
         assert shown["config_owner"] == "manager-1" and shown["steps"][0]["trigger"] == "command"
+        # telemetry, through the daemon: the commanded step counts in the next tick's control figures
+        assert cli("world", "run", "--ticks", "1").returncode == 0
+        now = json.loads(cli("telemetry", "--window", "1", "--json").stdout)
+        assert now["tick"] == 2 and now["values"]["autonomy"] == 4 / 5 and now["values"]["control_entropy"] > 0.7
+        lines = cli("telemetry", "export", "--format", "jsonl").stdout.splitlines()
+        assert [json.loads(line)["tick"] for line in lines] == [0, 1, 2]
+        board = json.loads(cli("dashboard", "--json").stdout)
+        assert board["serving"] and board["url"].startswith(daemon.info["url"] + "/#token=kt_")
+        import urllib.request
+
+        with urllib.request.urlopen(daemon.info["url"] + "/", timeout=30) as page:
+            assert page.headers["Content-Type"].startswith("text/html") and b"/static/dashboard.js" in page.read()
+        asked = urllib.request.Request(
+            daemon.info["url"] + "/v1/telemetry/series",
+            headers={"Authorization": "Bearer " + board["url"].split("#token=")[1]},
+        )
+        with urllib.request.urlopen(asked, timeout=30) as answer:
+            assert json.loads(answer.read())["ticks"] == [0, 1, 2]
     assert_no_containers(Settings(home=home).home_id)

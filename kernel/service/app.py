@@ -136,6 +136,20 @@ def create_app(kernel: Kernel) -> FastAPI:
 
     Who = Annotated[Identity, Depends(identity)]
 
+    def streaming(request: Request) -> Identity:
+        """The identity of a long-lived stream: rate limited, but held apart from the requests in
+        flight (the stream endpoint caps its own streams per token)."""
+        who: Identity = request.scope.get("state", {}).get("identity", LOCAL)
+        if who is LOCAL:
+            server = request.scope.get("server")
+            if not (server and server[1] is None):
+                raise ApiError(401, "unauthorized", "send `Authorization: Bearer <token>`.")
+        else:
+            limiter.take(who.token_id)
+        return who
+
+    Streamer = Annotated[Identity, Depends(streaming)]
+
     def acting(who: Identity, named: str | None) -> str:
         """The principal a request acts for: the token's own, or (admin) the one it names."""
         if who.admin:
@@ -388,7 +402,7 @@ def create_app(kernel: Kernel) -> FastAPI:
         return agents.buy_config(kernel.db, name).model_dump(mode="json")
 
     # -- telemetry (kernel/service/telemetry.py) ------------------------------------------------
-    telemetry.install(app, kernel, Who, admin)
+    telemetry.install(app, kernel, Who, Streamer, admin)
     web.install(app)  # the dashboard's page and scripts at / and /static/ (public: no data in them)
 
     # -- tokens --------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import time
 from typing import Any
 
 from kernel.service.errors import ApiError, body
+from kernel.service.tokens import allows
 from kernel.web import PUBLIC_PATHS
 
 Scope = dict[str, Any]
@@ -117,6 +118,9 @@ class TokenGate:
                 else "this token is unknown or revoked; ask an operator for a new one."
             )
             await send_error(send, 401, "unauthorized", message)
+            return
+        if not allows(who, scope.get("method", "GET"), scope.get("path", "")):
+            await send_error(send, 403, "forbidden", "this token only reads the dashboard's telemetry.")
             return
         scope.setdefault("state", {})["identity"] = who
         await self.app(scope, receive, send)

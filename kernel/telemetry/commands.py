@@ -121,8 +121,8 @@ def telemetry_lindy(ctx: click.Context, window: int | None, as_json: bool) -> No
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
 @click.option(
     "--output",
-    type=UserPath(dir_okay=False, writable=True, path_type=Path),
-    help="Write to this file (default: standard output).",
+    type=UserPath(dir_okay=False, writable=True, allow_dash=True, path_type=Path),
+    help="Write to this file ('-' or none: standard output).",
 )
 @click.pass_context
 def telemetry_export(ctx: click.Context, fmt: str, output: Path | None) -> None:
@@ -146,7 +146,7 @@ def telemetry_export(ctx: click.Context, fmt: str, output: Path | None) -> None:
     else:
         for i, tick in enumerate(data["ticks"]):
             buffer.write(json.dumps({"tick": tick, **{n: data["metrics"][n][i] for n in names}}) + "\n")
-    if output is None:
+    if output is None or str(output) == "-":
         click.echo(buffer.getvalue(), nl=False)
         return
     try:
@@ -157,14 +157,16 @@ def telemetry_export(ctx: click.Context, fmt: str, output: Path | None) -> None:
 
 
 @main.command()
-@click.option("--label", default="dashboard", show_default=True, help="The label of the operator token it makes.")
+@click.option("--label", default="dashboard", show_default=True, help="The label of the token it makes.")
 @json_option
 @click.pass_context
 def dashboard(ctx: click.Context, label: str, as_json: bool) -> None:
-    """Make an operator's token for the dashboard and print the page's address.
+    """Make a read-only token for the dashboard and print the page's address.
 
     The daemon (`kernel serve`) serves the page at its HTTP address; the token travels in the
-    address's fragment, which the browser never sends. Revoke it with `kernel token revoke ID`.
+    address's fragment, which the browser never sends. The token reads the telemetry and the
+    ledger check and nothing else; a new address revokes the one made before with the same
+    --label. Revoke it with `kernel token revoke ID`.
 
     \b
     Example:
@@ -176,8 +178,10 @@ def dashboard(ctx: click.Context, label: str, as_json: bool) -> None:
     k = kernel_of(ctx)
     info = daemon.running(k.settings) or {}
     base = info.get("url") or f"http://{k.settings.listen}"
-    made = tokens.create(k.db, None, True, label)
-    data = {"url": f"{base}/#token={made['token']}", "token_id": made["id"], "serving": "url" in info}
+    revoked = tokens.revoke_scoped(k.db, "telemetry", label)  # one live address per label
+    made = tokens.create(k.db, None, True, label, scope="telemetry")
+    data = {"url": f"{base}/#token={made['token']}", "token_id": made["id"], "serving": "url" in info,
+            "revoked": revoked}  # fmt: skip
 
     def human() -> None:
         out.print(data["url"])

@@ -59,24 +59,24 @@ def take(db: Database, tick: int, window: int = 10) -> dict[str, Any]:
         if have is not None:
             return {"tick": tick, "took_ms": have[1], "metrics": json.loads(have[0])}
         prev = conn.execute(
-            "SELECT tick, ledger_to, artifacts_to, metrics FROM telemetry_ticks WHERE tick < ?"
+            "SELECT tick, ledger_to, artifacts_to, runs_to, metrics, at FROM telemetry_ticks WHERE tick < ?"
             " ORDER BY tick DESC LIMIT 1",
             (tick,),
         ).fetchone()
-        since_tick, ledger_from, artifacts_from = (prev[0], prev[1], prev[2]) if prev else (-1, 0, 0)
-        before = json.loads(prev[3]) if prev else {}
+        since_tick, ledger_from, artifacts_from, runs_from = prev[:4] if prev else (-1, 0, 0, 0)
+        before = json.loads(prev[4]) if prev else {}
         reader = _Tick(conn, tick, since_tick, window)
         new_artifacts, compound, artifacts_to = reader.artifacts(artifacts_from)
         depths = reader.depths(artifacts_from, before)
         trade, ledger_to = reader.ledger(ledger_from)
-        runs = reader.runs()
+        runs, runs_to = reader.runs(runs_from)
         reader.actions()
-        values = reader.finish(trade, runs, new_artifacts, compound, depths, before.get("alerts_total", 0))
+        values = reader.finish(trade, runs, new_artifacts, compound, depths, prev[5] if prev else None)
         took = (time.perf_counter() - started) * 1000
         conn.execute(
-            "INSERT INTO telemetry_ticks (tick, ledger_to, artifacts_to, metrics, took_ms, at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (tick, ledger_to, artifacts_to, json.dumps(values, sort_keys=True), took, now()),
+            "INSERT INTO telemetry_ticks (tick, ledger_to, artifacts_to, runs_to, metrics, took_ms, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (tick, ledger_to, artifacts_to, runs_to, json.dumps(values, sort_keys=True), took, now()),
         )
     return {"tick": tick, "took_ms": took, "metrics": values}
 
@@ -159,10 +159,6 @@ class _Tick:
         earned: Counter[str] = Counter()
         for _, debit, credit, amount, kind, run_id in rows:
             if kind in TRADE:
-                values["transfers"] += 1
-                values[{"transfer": "transfer_value", "price": "price_value",
-                        "escrow_release": "escrow_value"}.get(kind, "sale_value")] += amount  # fmt: skip
-                values["trade_value"] += amount
                 payee = credit.removeprefix("principal:")
                 payer = (
                     buyers.get(debit.removeprefix("hold:escrow:"))
@@ -171,7 +167,13 @@ class _Tick:
                     if kind == "price"
                     else debit.removeprefix("principal:")
                 )
-                if payer and payer != payee and payer not in SYSTEM and payee not in SYSTEM:
+                if payer == payee:
+                    continue  # paying oneself (invoking one's own priced artifact) moves nothing
+                values["transfers"] += 1
+                values[{"transfer": "transfer_value", "price": "price_value",
+                        "escrow_release": "escrow_value"}.get(kind, "sale_value")] += amount  # fmt: skip
+                values["trade_value"] += amount
+                if payer and payer not in SYSTEM and payee not in SYSTEM:
                     a, b = sorted((payer, payee))
                     ties[(a, b, "escrow" if kind == "escrow_release" else "payment")] += 1
                 if kind == "escrow_release":
@@ -204,41 +206,52 @@ class _Tick:
         return found
 
     # -- runs: control, invocations, reuse, CPU -------------------------------------------------------
-    def runs(self) -> dict[str, Any]:
-        rows = self.q(
-            "SELECT r.artifact_id, r.principal, r.trigger, COALESCE(json_extract(r.usage, '$.cpu_seconds'), 0)"
-            " FROM runs r WHERE r.tick > ? AND r.tick <= ?",
-            (self.since, self.tick),
-        )
+    def runs(self, after: int) -> tuple[dict[str, Any], int]:
+        """The runs of the ticks since the last snapshot, and the runs outside any tick (a person's,
+        between ticks) started since then; returns their figures and the runs cursor."""
+        cols = "r.rowid, r.artifact_id, r.principal, r.trigger, COALESCE(json_extract(r.usage, '$.cpu_seconds'), 0)"
+        rows = self.q(f"SELECT {cols} FROM runs r WHERE r.tick > ? AND r.tick <= ?", (self.since, self.tick))
+        outside = self.q(f"SELECT {cols} FROM runs r WHERE r.rowid > ? AND r.tick IS NULL", (after,))
+        last = self.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM runs").fetchone()[0]
         triggers: Counter[str] = Counter()
+        control: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         cpu = 0.0
         calls: Counter[tuple[str, str]] = Counter()
-        for artifact_id, principal, trigger, cpu_seconds in rows:
+        for _, artifact_id, principal, trigger, cpu_seconds in rows + outside:
             triggers[trigger] += 1
             cpu += float(cpu_seconds or 0)
-            if trigger not in STEP_TRIGGERS:
+            if trigger in STEP_TRIGGERS:
+                control[principal][trigger == "command"] += 1
+            else:
                 calls[(artifact_id, principal)] += 1
+        self.conn.executemany(
+            "INSERT INTO telemetry_control (principal, ticks, commands) VALUES (?, ?, ?) ON CONFLICT (principal)"
+            " DO UPDATE SET ticks = ticks + excluded.ticks, commands = commands + excluded.commands",
+            [(p, c[0], c[1]) for p, c in control.items()],
+        )
         per_artifact: dict[str, set[str]] = defaultdict(set)
+        uses: Counter[str] = Counter()
         for (artifact_id, principal), n in calls.items():
             per_artifact[artifact_id].add(principal)
+            uses[artifact_id] += n
             self.conn.execute(
                 "INSERT INTO telemetry_invocations (artifact_id, tick, principal, runs) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (artifact_id, tick, principal) DO UPDATE SET runs = runs + excluded.runs",
                 (artifact_id, self.tick, principal, n),
             )
         for artifact_id, invokers in per_artifact.items():
-            uses = sum(n for (a, _), n in calls.items() if a == artifact_id)
-            self.conn.execute(
-                "UPDATE telemetry_artifacts SET uses = uses + ?, last_use = ?,"
-                " invokers = (SELECT COUNT(DISTINCT principal) FROM telemetry_invocations WHERE artifact_id = ?)"
-                " WHERE artifact_id = ?",
-                (uses, self.tick, artifact_id, artifact_id),
-            )
-            owner = self.conn.execute("SELECT owner FROM telemetry_artifacts WHERE artifact_id = ?",
-                                      (artifact_id,)).fetchone()  # fmt: skip
+            fresh = 0
+            for principal in invokers:  # the first time this principal invokes it: one more invoker
+                fresh += self.conn.execute("INSERT OR IGNORE INTO telemetry_invokers (artifact_id, principal)"
+                                           " VALUES (?, ?)", (artifact_id, principal)).rowcount  # fmt: skip
+            owner = self.conn.execute(
+                "UPDATE telemetry_artifacts SET uses = uses + ?, last_use = ?, invokers = invokers + ?"
+                " WHERE artifact_id = ? RETURNING owner",
+                (uses[artifact_id], self.tick, fresh, artifact_id),
+            ).fetchone()
             if owner is not None and any(p != owner[0] for p in invokers):
                 self._productive(artifact_id)
-        return {"triggers": triggers, "cpu": cpu, "count": len(rows)}
+        return {"triggers": triggers, "cpu": cpu, "count": len(rows) + len(outside)}, last
 
     # -- actions: specialization --------------------------------------------------------------------
     def actions(self) -> None:
@@ -271,7 +284,7 @@ class _Tick:
         new: int,
         compound: int,
         depth: tuple[int, int, int],
-        alerts_before: int,
+        since: str | None,
     ) -> dict[str, Any]:
         balances = [b for (b,) in self.q(
             "SELECT a.balance FROM agents g JOIN accounts a ON a.id = 'principal:' || g.name")]  # fmt: skip
@@ -286,6 +299,9 @@ class _Tick:
         autonomy, entropy = metrics.control(triggers["tick"], triggers["command"])
         burned = int(trade.get("scrip_burned", 0))
         alerts = self.conn.execute("SELECT COUNT(*) FROM audit_alerts WHERE alert = 1").fetchone()[0]
+        raised = self.conn.execute(  # alerts first raised after the previous snapshot was taken
+            "SELECT COUNT(*) FROM audit_alerts WHERE alert = 1 AND created_at > ?", (since or "",)
+        ).fetchone()[0]
         values = {
             "agents": self.conn.execute("SELECT COUNT(*) FROM agents WHERE state = 'active'").fetchone()[0],
             "artifacts": depth[2],
@@ -311,7 +327,7 @@ class _Tick:
             "autonomy": autonomy,
             "control_entropy": entropy,
             "specialization": metrics.mean(self.specializations().values()),
-            "alerts_new": max(0, alerts - alerts_before),
+            "alerts_new": raised,
             "alerts_total": alerts,
         }
         return values

@@ -181,11 +181,8 @@ def firms(db: Database, seed: int = 0) -> dict[str, Any]:
 
 
 def _autonomy_by_principal(db: Database) -> dict[str, tuple[int, int]]:
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for r in db.rows("SELECT principal, trigger, COUNT(*) AS n FROM runs WHERE trigger IN ('tick', 'command')"
-                     " GROUP BY principal, trigger"):  # fmt: skip
-        counts[r["principal"]][0 if r["trigger"] == "tick" else 1] += r["n"]
-    return {p: (c[0], c[1]) for p, c in counts.items()}
+    """Per principal, its steps by its own loop and by command (kept by the snapshots)."""
+    return {r["principal"]: (r["ticks"], r["commands"]) for r in db.rows("SELECT * FROM telemetry_control")}
 
 
 def specialization(db: Database, window: int | None = None, default_window: int = 10) -> dict[str, Any]:
@@ -216,7 +213,7 @@ def specialization(db: Database, window: int | None = None, default_window: int 
     return {"window": w, "categories": list(metrics.CATEGORIES), "agents": agents}
 
 
-def top(db: Database, limit: int = 10) -> dict[str, Any]:
+def top(db: Database, limit: int = 10, window: int | None = None, default_window: int = 10) -> dict[str, Any]:
     """The most used artifacts and the richest agents, with their output and specialization."""
     n = _limit(limit)
     arts = db.rows(
@@ -226,7 +223,7 @@ def top(db: Database, limit: int = 10) -> dict[str, Any]:
     )
     output = {r["principal"]: r["n"] for r in db.rows(
         "SELECT principal, SUM(n) AS n FROM telemetry_output GROUP BY principal")}  # fmt: skip
-    spec = {a["name"]: a["specialization"] for a in specialization(db)["agents"]}
+    spec = {a["name"]: a["specialization"] for a in specialization(db, window, default_window)["agents"]}
     agents = [
         {**r, "output": output.get(r["name"], 0), "specialization": spec.get(r["name"])}
         for r in db.rows(

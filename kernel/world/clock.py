@@ -124,6 +124,8 @@ class World:
         with self._lock():
             world = self.start(seed)
             first = world["tick"]
+            if first > 0:  # the last tick's snapshot, if its run stopped between the tick and it
+                snapshot.take(self.db, first - 1, self.settings.telemetry_window)
             start = world["ids_issued"] + world["resumes"] * RESUME_STRIDE
             steps_before = self.db.one("SELECT COUNT(*) AS n FROM steps")["n"]  # type: ignore[index]
             with ids.seeded(world["seed"], start) as source:
