@@ -46,6 +46,7 @@ def install(app: FastAPI, kernel: Kernel, who: Any, streamer: Any, admin: Callab
                 cache.clear()
             cache[key] = value
         return value
+
     window_q = Annotated[int | None, Query(ge=1, le=10**6, description="ticks (default: KERNEL_TELEMETRY_WINDOW)")]
     limit_q = Annotated[int, Query(ge=1, le=views.MAX_LIMIT)]
 
