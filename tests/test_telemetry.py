@@ -475,3 +475,13 @@ def test_streams_are_capped_per_token_and_do_not_hold_its_request_slots(
             __import__("time").sleep(0.2)
         assert again.status == 200
         conn.close()
+
+
+def test_a_snapshot_reads_runs_by_tick_never_all_of_an_agents_history(world: tuple[World, dict[str, str]]) -> None:
+    w, _ = world
+    for sql, params in ((snapshot.ACTIONS, (1, 2)),
+                        ("SELECT r.rowid FROM runs r WHERE r.tick > ? AND r.tick <= ?", (1, 2)),
+                        ("SELECT r.rowid FROM runs r WHERE r.rowid > ? AND r.tick IS NULL", (1,))):  # fmt: skip
+        plan = " / ".join(r["detail"] for r in w.db.rows(f"EXPLAIN QUERY PLAN {sql}", params))
+        runs = next(step for step in plan.split(" / ") if step.startswith(("SEARCH r ", "SCAN r")))
+        assert "runs_tick" in runs or "INTEGER PRIMARY KEY" in runs, plan

@@ -20,6 +20,18 @@ BURN = ("step", "call_fee", "reason", "storage", "message")  # scrip spent on co
 SYSTEM = frozenset({"mint"})  # principals that are not economic actors
 STEP_TRIGGERS = ("tick", "command")  # runs of an agent's policy; the others invoke artifacts
 
+# The proxy calls of agents' runs in a span of ticks. A stored package is one audit event per file:
+# one action per (run, artifact) stored. `+r.principal` keeps SQLite on the runs' tick index (by
+# principal it would read every run each agent ever made: a snapshot's cost would grow with history).
+ACTIONS = (
+    "SELECT e.principal, e.op, a.kind, COUNT(DISTINCT CASE WHEN e.op IN ('submit', 'write_artifact')"
+    " THEN e.run_id || ':' || e.artifact_id ELSE e.id END) FROM runs r"
+    " JOIN audit_events e ON e.run_id = r.id AND e.source = 'proxy' AND e.ok = 1"
+    " LEFT JOIN artifacts a ON a.id = e.artifact_id"
+    " WHERE r.tick > ? AND r.tick <= ? AND +r.principal IN (SELECT name FROM agents)"
+    " GROUP BY e.principal, e.op, a.kind"
+)
+
 # Every per-tick metric, with the one line the dashboard and the README show for it.
 LABELS: dict[str, str] = {
     "agents": "active agents",
@@ -255,16 +267,7 @@ class _Tick:
 
     # -- actions: specialization --------------------------------------------------------------------
     def actions(self) -> None:
-        rows = self.q(
-            # a stored package is one audit event per file: one action per (run, artifact) stored
-            "SELECT e.principal, e.op, a.kind, COUNT(DISTINCT CASE WHEN e.op IN ('submit', 'write_artifact')"
-            " THEN e.run_id || ':' || e.artifact_id ELSE e.id END) FROM runs r"
-            " JOIN audit_events e ON e.run_id = r.id AND e.source = 'proxy' AND e.ok = 1"
-            " LEFT JOIN artifacts a ON a.id = e.artifact_id"
-            " WHERE r.tick > ? AND r.tick <= ? AND r.principal IN (SELECT name FROM agents)"
-            " GROUP BY e.principal, e.op, a.kind",
-            (self.since, self.tick),
-        )
+        rows = self.q(ACTIONS, (self.since, self.tick))
         counts: Counter[tuple[str, str]] = Counter()
         for principal, op, kind, n in rows:
             found = metrics.category(op, kind)
